@@ -1,0 +1,158 @@
+// Package raftfsm adapts the pure lock table of package fsm to
+// hashicorp/raft's FSM interface, and makes it safe to read while Raft
+// applies entries.
+package raftfsm
+
+import (
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftlock/raftlock/fsm"
+)
+
+// Observer is called after each applied command with its result, on the
+// goroutine that applies entries. It must not block and must not call back
+// into the FSM's write path.
+type Observer func(*fsm.Result)
+
+// FSM is a raft.FSM (and raft.BatchingFSM) around an fsm.Table.
+type FSM struct {
+	cfg      fsm.Config
+	observer Observer
+
+	mu    sync.RWMutex
+	table *fsm.Table
+	// applied is the index of the last log entry handed to the FSM of any
+	// type (commands, configuration changes, no-ops), so waiting for
+	// "applied >= commit index" terminates even when the last entries are
+	// not commands.
+	applied uint64
+	changed chan struct{} // closed and replaced after every batch
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns an FSM over an empty table. observer may be nil.
+func New(cfg fsm.Config, observer Observer) *FSM {
+	return &FSM{cfg: cfg, observer: observer, table: fsm.New(cfg), changed: make(chan struct{})}
+}
+
+// Apply applies one log entry. It panics, naming the index, on a command it
+// cannot decode: every replica would fail the same way, and going on would
+// let the replicas' states drift apart silently.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries under one lock acquisition.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	results := make([]*fsm.Result, 0, len(logs))
+	f.mu.Lock()
+	for i, l := range logs {
+		f.applied = max(f.applied, l.Index)
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		c, err := fsm.Decode(l.Data)
+		if err != nil {
+			f.mu.Unlock()
+			panic(fmt.Sprintf("raftfsm: cannot decode the command at index %d (term %d): %v", l.Index, l.Term, err))
+		}
+		r := f.table.Apply(l.Index, c)
+		out[i] = r
+		results = append(results, r)
+	}
+	ch := f.changed
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+	close(ch)
+	if f.observer != nil {
+		for _, r := range results {
+			f.observer(r)
+		}
+	}
+	return out
+}
+
+// Read runs fn with the table under a read lock. fn must not keep the
+// table or call Apply.
+func (f *FSM) Read(fn func(t *fsm.Table)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.table)
+}
+
+// Applied returns the index of the last entry handed to the FSM.
+func (f *FSM) Applied() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
+}
+
+// Now returns the cluster time of the last applied command.
+func (f *FSM) Now() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.table.Now()
+}
+
+// Changed returns a channel that is closed when the next batch of entries
+// has been applied (or a snapshot restored).
+func (f *FSM) Changed() <-chan struct{} {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.changed
+}
+
+// Snapshot encodes the table while holding the lock, so the snapshot is a
+// consistent copy; Persist then only writes bytes.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return &snapshot{data: f.table.AppendSnapshot(nil)}, nil
+}
+
+// Restore replaces the table with the one in the snapshot.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("raftfsm: read snapshot: %w", err)
+	}
+	t, err := fsm.Restore(f.cfg, data)
+	if err != nil {
+		return fmt.Errorf("raftfsm: restore snapshot: %w", err)
+	}
+	f.mu.Lock()
+	f.table = t
+	f.applied = max(f.applied, t.Index())
+	ch := f.changed
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+	close(ch)
+	return nil
+}
+
+type snapshot struct{ data []byte }
+
+// Persist writes the encoded table; on any error it cancels the sink.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.data); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("raftfsm: write snapshot: %w", err)
+	}
+	if err := sink.Close(); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("raftfsm: close snapshot: %w", err)
+	}
+	return nil
+}
+
+func (s *snapshot) Release() {}

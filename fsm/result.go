@@ -1,0 +1,109 @@
+package fsm
+
+import "fmt"
+
+// Code is the outcome of a command, or of a waiting Acquire.
+type Code uint8
+
+// The outcomes. The API maps them to its error codes in one place.
+const (
+	// CodeOK: the command succeeded (an Acquire: granted).
+	CodeOK Code = iota
+	// CodePending: the Acquire waits in the queues of its keys.
+	CodePending
+	// CodeBusy: a key is held by someone else and the Acquire may not wait;
+	// Result.Key names the first busy key.
+	CodeBusy
+	// CodeTimedOut: the Acquire waited until its wait timeout and holds
+	// nothing.
+	CodeTimedOut
+	// CodeNotHeld: a Refresh or a token Release named a key this owner (or
+	// token) no longer holds; Result.Key names it.
+	CodeNotHeld
+	// CodeCancelled: the waiting Acquire was withdrawn.
+	CodeCancelled
+	// CodeInvalid: the command breaks a rule; Result.Msg says which, naming
+	// the field. Nothing changed.
+	CodeInvalid
+	// CodeExhausted: a queue or table limit was reached; Result.Msg says
+	// which. Nothing changed.
+	CodeExhausted
+	// CodeUnknown: a CancelWait named a request id that is not remembered.
+	CodeUnknown
+)
+
+var codeNames = [...]string{
+	CodeOK:        "ok",
+	CodePending:   "pending",
+	CodeBusy:      "busy",
+	CodeTimedOut:  "timed_out",
+	CodeNotHeld:   "not_held",
+	CodeCancelled: "cancelled",
+	CodeInvalid:   "invalid",
+	CodeExhausted: "exhausted",
+	CodeUnknown:   "unknown",
+}
+
+func (c Code) String() string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("code(%d)", uint8(c))
+}
+
+// The two messages callers match on (DESIGN.md section 2).
+const (
+	// MsgTimedOut is the message of a wait that timed out.
+	MsgTimedOut = "Timed-out acquiring lock."
+)
+
+// BusyMessage is the message of an Acquire that found key busy.
+func BusyMessage(key string) string {
+	return fmt.Sprintf("Failed to acquire lock for key %q", key)
+}
+
+// Result is what applying a command produced. A Result never aliases the
+// table's state: callers may keep it.
+type Result struct {
+	// Op is the operation of the command (or of the remembered request).
+	Op Op
+	// Code is the outcome.
+	Code Code
+	// Key names the key a CodeBusy or CodeNotHeld refers to.
+	Key string
+	// Msg explains a CodeInvalid or CodeExhausted.
+	Msg string
+	// RequestID is the request id of the command or event.
+	RequestID string
+	// Keys are the request's keys, sorted and de-duplicated.
+	Keys []string
+	// Owner is the request's owner.
+	Owner string
+	// Tokens holds the fencing token of each key (granted Acquire, Refresh).
+	Tokens []uint64
+	// Deadlines holds each key's expiry in cluster time; 0: never expires.
+	Deadlines []int64
+	// Released tells whether a Release freed everything it named.
+	Released bool
+	// Count is how many locks a ReleaseAll or ForceRelease freed.
+	Count int
+	// Now is the cluster time at which the command was applied.
+	Now int64
+	// Index is the Raft index of the entry that produced this result.
+	Index uint64
+	// Duplicate is set when the request id was seen before: the result is
+	// the remembered one and nothing changed.
+	Duplicate bool
+	// Events lists waiting Acquires this entry resolved (granted, timed out,
+	// cancelled), so the node can answer their callers.
+	Events []Result
+}
+
+// Token returns the highest fencing token among the keys.
+func (r *Result) Token() uint64 {
+	var m uint64
+	for _, t := range r.Tokens {
+		m = max(m, t)
+	}
+	return m
+}

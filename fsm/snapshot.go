@@ -1,0 +1,227 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Snapshot layout, version 1: the magic "RLSN", a version byte, then
+// uvarint/varint fields: index, now; the locks in key order; the waiters in
+// arrival order (each key's queue is its waiters in arrival order, so queues
+// need no encoding of their own); the resolved request records in
+// resolution order. A CRC-32 (IEEE) of everything before it ends the
+// snapshot. Equal states give equal bytes: every collection is written in an
+// order defined by the state itself, never by map iteration.
+const (
+	snapshotMagic   = "RLSN"
+	snapshotVersion = 1
+)
+
+// AppendSnapshot appends the encoding of the whole table to dst.
+func (t *Table) AppendSnapshot(dst []byte) []byte {
+	start := len(dst)
+	dst = append(dst, snapshotMagic...)
+	dst = append(dst, snapshotVersion)
+	dst = binary.AppendUvarint(dst, t.index)
+	dst = binary.AppendVarint(dst, t.now)
+
+	keys := make([]string, 0, len(t.locks))
+	for k := range t.locks {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for _, k := range keys {
+		l := t.locks[k]
+		dst = appendString(dst, l.key)
+		dst = appendString(dst, l.owner)
+		dst = binary.AppendUvarint(dst, l.token)
+		dst = binary.AppendVarint(dst, l.expire)
+		dst = binary.AppendVarint(dst, l.t.deadline)
+	}
+
+	ws := t.waitersInOrder()
+	dst = binary.AppendUvarint(dst, uint64(len(ws)))
+	for _, w := range ws {
+		dst = binary.AppendUvarint(dst, w.id)
+		dst = appendString(dst, w.rid)
+		dst = appendStrings(dst, w.keys)
+		dst = appendString(dst, w.owner)
+		dst = binary.AppendVarint(dst, w.expire)
+		dst = binary.AppendUvarint(dst, w.fp)
+		dst = binary.AppendVarint(dst, w.t.deadline)
+	}
+
+	live := t.ring[t.head:]
+	dst = binary.AppendUvarint(dst, uint64(len(live)))
+	for _, rec := range live {
+		dst = appendString(dst, rec.rid)
+		dst = append(dst, byte(rec.op), byte(rec.code))
+		dst = binary.AppendUvarint(dst, rec.fp)
+		dst = binary.AppendVarint(dst, rec.at)
+		dst = appendStrings(dst, rec.keys)
+		dst = appendString(dst, rec.owner)
+		dst = appendString(dst, rec.key)
+		dst = binary.AppendUvarint(dst, uint64(len(rec.tokens)))
+		for _, v := range rec.tokens {
+			dst = binary.AppendUvarint(dst, v)
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(rec.deadlines)))
+		for _, v := range rec.deadlines {
+			dst = binary.AppendVarint(dst, v)
+		}
+		var released byte
+		if rec.released {
+			released = 1
+		}
+		dst = append(dst, released)
+		dst = binary.AppendUvarint(dst, uint64(rec.count))
+	}
+	return binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(dst[start:]))
+}
+
+func (t *Table) waitersInOrder() []*waiter {
+	ws := make([]*waiter, 0, len(t.waiters))
+	for _, w := range t.waiters {
+		ws = append(ws, w)
+	}
+	slices.SortFunc(ws, func(a, b *waiter) int {
+		switch {
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
+			return 1
+		}
+		return strings.Compare(a.rid, b.rid)
+	})
+	return ws
+}
+
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ss)))
+	for _, s := range ss {
+		dst = appendString(dst, s)
+	}
+	return dst
+}
+
+// WriteSnapshot writes the table's snapshot to w.
+func (t *Table) WriteSnapshot(w io.Writer) error {
+	_, err := w.Write(t.AppendSnapshot(nil))
+	return err
+}
+
+// Restore reads a snapshot written by AppendSnapshot into a new table with
+// the given bounds.
+func Restore(cfg Config, b []byte) (*Table, error) {
+	if len(b) < len(snapshotMagic)+1+4 || string(b[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, fmt.Errorf("%w: not a raftlock snapshot", ErrCorrupt)
+	}
+	if v := b[len(snapshotMagic)]; v != snapshotVersion {
+		return nil, fmt.Errorf("%w: snapshot version %d", ErrUnsupportedVersion, v)
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.ChecksumIEEE(body) != sum {
+		return nil, fmt.Errorf("%w: snapshot checksum mismatch", ErrCorrupt)
+	}
+	t := New(cfg)
+	r := reader{b: body[len(snapshotMagic)+1:]}
+	t.index = r.uvarint()
+	t.now = r.varint()
+
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		l := &lock{key: r.string(), owner: r.string(), token: r.uvarint(), expire: r.varint()}
+		l.t = timer{lock: l, idx: -1}
+		deadline := r.varint()
+		if r.err != nil {
+			break
+		}
+		if t.locks[l.key] != nil {
+			r.fail("duplicate lock %q", l.key)
+			break
+		}
+		t.locks[l.key] = l
+		if t.owners[l.owner] == nil {
+			t.owners[l.owner] = make(map[string]*lock)
+		}
+		t.owners[l.owner][l.key] = l
+		t.timers.set(&l.t, deadline)
+	}
+
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		w := &waiter{id: r.uvarint(), rid: r.string(), keys: r.strings(), owner: r.string(), expire: r.varint(), fp: r.uvarint()}
+		deadline := r.varint()
+		if r.err != nil {
+			break
+		}
+		if w.rid == "" || t.waiters[w.rid] != nil || len(w.keys) == 0 || deadline <= 0 {
+			r.fail("bad waiter %q", w.rid)
+			break
+		}
+		t.enqueue(w, deadline)
+		t.records[w.rid] = &record{rid: w.rid, op: OpAcquire, code: CodePending, fp: w.fp, keys: w.keys, owner: w.owner}
+	}
+
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		rec := &record{rid: r.string(), op: Op(r.byte()), code: Code(r.byte()), fp: r.uvarint(), at: r.varint(),
+			keys: r.strings(), owner: r.string(), key: r.string()}
+		if k := r.count(); k > 0 {
+			rec.tokens = make([]uint64, k)
+			for i := range rec.tokens {
+				rec.tokens[i] = r.uvarint()
+			}
+		}
+		if k := r.count(); k > 0 {
+			rec.deadlines = make([]int64, k)
+			for i := range rec.deadlines {
+				rec.deadlines[i] = r.varint()
+			}
+		}
+		rec.released = r.byte() == 1
+		rec.count = int(r.uvarint())
+		if r.err != nil {
+			break
+		}
+		if t.records[rec.rid] != nil {
+			r.fail("duplicate request id %q", rec.rid)
+			break
+		}
+		t.records[rec.rid] = rec
+		t.ring = append(t.ring, rec)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return t, nil
+}
+
+// count reads a collection length, bounded by the bytes left (every element
+// takes at least one byte), so a corrupt length cannot force a huge
+// allocation.
+func (r *reader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("count %d exceeds %d remaining bytes", n, len(r.b))
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) strings() []string {
+	n := r.count()
+	if n == 0 {
+		return nil
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		ss[i] = r.string()
+	}
+	return ss
+}

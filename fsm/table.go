@@ -1,0 +1,723 @@
+package fsm
+
+import (
+	"container/list"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config holds the table's bounds. Every replica of a cluster must use the
+// same Config: the bounds decide which request ids are forgotten and which
+// Acquires are refused, so they are part of the state machine.
+type Config struct {
+	// RequestTTL is how long a resolved request id is remembered, in cluster
+	// time. A retry after that is treated as a new request.
+	RequestTTL time.Duration
+	// MaxRequests is the most resolved request ids remembered; past it the
+	// oldest are forgotten first.
+	MaxRequests int
+	// MaxWaitersPerKey is the longest queue of one key.
+	MaxWaitersPerKey int
+	// MaxWaiters is the most waiting Acquires in the table.
+	MaxWaiters int
+	// MaxLocks is the most held locks; an Acquire that would pass it is
+	// refused (hand-offs to waiters are not).
+	MaxLocks int
+}
+
+// DefaultConfig returns the bounds raftlock nodes use.
+func DefaultConfig() Config {
+	return Config{
+		RequestTTL:       5 * time.Minute,
+		MaxRequests:      500_000,
+		MaxWaitersPerKey: 10_000,
+		MaxWaiters:       100_000,
+		MaxLocks:         10_000_000,
+	}
+}
+
+// Validate reports the first field out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.RequestTTL <= 0:
+		return fmt.Errorf("RequestTTL must be positive, got %s", c.RequestTTL)
+	case c.MaxRequests <= 0:
+		return fmt.Errorf("MaxRequests must be positive, got %d", c.MaxRequests)
+	case c.MaxWaitersPerKey <= 0:
+		return fmt.Errorf("MaxWaitersPerKey must be positive, got %d", c.MaxWaitersPerKey)
+	case c.MaxWaiters <= 0:
+		return fmt.Errorf("MaxWaiters must be positive, got %d", c.MaxWaiters)
+	case c.MaxLocks <= 0:
+		return fmt.Errorf("MaxLocks must be positive, got %d", c.MaxLocks)
+	}
+	return nil
+}
+
+// lock is a held key.
+type lock struct {
+	key    string
+	owner  string
+	token  uint64
+	expire int64 // time to live in ns; 0: never expires
+	t      timer // t.deadline: expiry in cluster time; 0: never
+}
+
+// waiter is an Acquire waiting in the queues of its keys.
+type waiter struct {
+	id     uint64 // Raft index of the entry that queued it: arrival order
+	rid    string
+	keys   []string
+	owner  string
+	expire int64
+	fp     uint64
+	elems  []*list.Element // its place in each key's queue, parallel to keys
+	t      timer           // t.deadline: end of the wait in cluster time
+}
+
+// record is a remembered request id and its result.
+type record struct {
+	rid       string
+	op        Op
+	code      Code
+	fp        uint64
+	at        int64 // cluster time it was resolved
+	keys      []string
+	owner     string
+	key       string // for CodeBusy / CodeNotHeld
+	tokens    []uint64
+	deadlines []int64
+	released  bool
+	count     int
+}
+
+// Table is the lock table. It is not safe for concurrent use: the caller
+// (raftfsm) serialises Apply against reads.
+type Table struct {
+	cfg   Config
+	now   int64  // cluster time in ns: the highest command time seen
+	index uint64 // Raft index of the last applied entry
+
+	locks   map[string]*lock
+	owners  map[string]map[string]*lock // owner -> key -> lock
+	queues  map[string]*list.List       // key -> FIFO of *waiter
+	waiters map[string]*waiter          // request id -> waiter
+	// ownerWaiters counts waiters per non-empty owner, so a hand-off looks
+	// for re-entrant waiters only when the owner has more than one.
+	ownerWaiters map[string]int
+	timers       deadlines
+
+	records map[string]*record
+	ring    []*record // resolved records in resolution order
+	head    int       // first live element of ring
+}
+
+// New returns an empty table. It panics if cfg is invalid: a table with bad
+// bounds would be a programming error, not a runtime condition.
+func New(cfg Config) *Table {
+	if err := cfg.Validate(); err != nil {
+		panic("fsm: " + err.Error())
+	}
+	return &Table{
+		cfg:          cfg,
+		locks:        make(map[string]*lock),
+		owners:       make(map[string]map[string]*lock),
+		queues:       make(map[string]*list.List),
+		waiters:      make(map[string]*waiter),
+		ownerWaiters: make(map[string]int),
+		records:      make(map[string]*record),
+	}
+}
+
+// Now returns the cluster time (ns) of the last applied entry.
+func (t *Table) Now() int64 { return t.now }
+
+// Index returns the Raft index of the last applied entry.
+func (t *Table) Index() uint64 { return t.index }
+
+// NextDeadline returns the earliest lock expiry or wait deadline in cluster
+// time, or 0 if nothing is due ever.
+func (t *Table) NextDeadline() int64 {
+	if tm := t.timers.peek(); tm != nil {
+		return tm.deadline
+	}
+	return 0
+}
+
+// Apply applies the command of the Raft entry at index and returns its
+// result. Time first moves to max(now, c.Time); locks and waiters whose
+// deadline has passed expire (in deadline order, handing keys to waiters);
+// then the command runs. Every lock granted by this entry gets index as its
+// fencing token.
+func (t *Table) Apply(index uint64, c *Command) *Result {
+	t.index = index
+	t.now = max(t.now, c.Time)
+	var events []Result
+	t.expire(&events)
+	t.forgetRequests()
+
+	var r *Result
+	switch c.Op {
+	case OpTick:
+		r = &Result{Code: CodeOK}
+	case OpAcquire:
+		r = t.acquire(c, &events)
+	case OpRelease:
+		r = t.release(c, &events)
+	case OpReleaseAll:
+		r = t.releaseAll(c, &events)
+	case OpRefresh:
+		r = t.refresh(c)
+	case OpCancelWait:
+		r = t.cancelWait(c, &events)
+	case OpForceRelease:
+		r = t.forceRelease(c, &events)
+	default:
+		r = invalid("op: unknown operation %d", c.Op)
+	}
+	r.Op = c.Op
+	r.RequestID = c.RequestID
+	r.Now = t.now
+	r.Index = index
+	r.Events = events
+	return r
+}
+
+func invalid(format string, args ...any) *Result {
+	return &Result{Code: CodeInvalid, Msg: fmt.Sprintf(format, args...)}
+}
+
+// check validates the fields a command uses and returns its keys normalised.
+func check(c *Command, needKeys bool) ([]string, *Result) {
+	var keys []string
+	if needKeys {
+		var err error
+		if keys, err = NormalizeKeys(c.Keys); err != nil {
+			return nil, invalid("%v", err)
+		}
+	} else if len(c.Keys) > 0 {
+		return nil, invalid("keys: must be empty for %s", c.Op)
+	}
+	if err := ValidateOwner(c.Owner); err != nil {
+		return nil, invalid("owner_id: %v", err)
+	}
+	if err := ValidateRequestID(c.RequestID); err != nil {
+		return nil, invalid("request_id: %v", err)
+	}
+	if err := ValidateExpire(c.Expire); err != nil {
+		return nil, invalid("expire: %v", err)
+	}
+	if err := ValidateWait(c.Wait); err != nil {
+		return nil, invalid("wait_timeout: %v", err)
+	}
+	return keys, nil
+}
+
+// remembered returns the result of an earlier command with the same request
+// id, or nil if there is none.
+func (t *Table) remembered(c *Command, fp uint64) *Result {
+	if c.RequestID == "" {
+		return nil
+	}
+	rec := t.records[c.RequestID]
+	if rec == nil {
+		return nil
+	}
+	if rec.op != c.Op || rec.fp != fp {
+		return invalid("request_id: %v", ErrRequestIDReused)
+	}
+	r := rec.result()
+	r.Duplicate = true
+	return &r
+}
+
+// remember stores the result of a command under its request id. A pending
+// record is stored outside the ring until it resolves.
+func (t *Table) remember(c *Command, fp uint64, r *Result) {
+	if c.RequestID == "" {
+		return
+	}
+	rec := &record{
+		rid: c.RequestID, op: c.Op, code: r.Code, fp: fp, keys: r.Keys, owner: c.Owner,
+		key: r.Key, tokens: r.Tokens, deadlines: r.Deadlines, released: r.Released, count: r.Count,
+	}
+	t.records[rec.rid] = rec
+	if rec.code != CodePending {
+		t.resolve(rec)
+	}
+}
+
+// resolve stamps a record with the current time and queues it for aging.
+func (t *Table) resolve(rec *record) {
+	rec.at = t.now
+	t.ring = append(t.ring, rec)
+}
+
+// forgetRequests drops resolved records older than RequestTTL, and the
+// oldest ones while there are more than MaxRequests.
+func (t *Table) forgetRequests() {
+	ttl := int64(t.cfg.RequestTTL)
+	for t.head < len(t.ring) {
+		rec := t.ring[t.head]
+		if rec.at+ttl > t.now && len(t.ring)-t.head <= t.cfg.MaxRequests {
+			break
+		}
+		delete(t.records, rec.rid)
+		t.ring[t.head] = nil
+		t.head++
+	}
+	if t.head > 1024 && t.head > len(t.ring)/2 {
+		n := copy(t.ring, t.ring[t.head:])
+		clear(t.ring[n:])
+		t.ring = t.ring[:n]
+		t.head = 0
+	}
+}
+
+func (rec *record) result() Result {
+	return Result{
+		Op: rec.op, Code: rec.code, RequestID: rec.rid, Key: rec.key, Keys: rec.keys,
+		Owner: rec.owner, Tokens: rec.tokens, Deadlines: rec.deadlines,
+		Released: rec.released, Count: rec.count,
+	}
+}
+
+// grantable reports whether owner (or waiter w, if not nil) may take every
+// key now; if not, it returns the first key in the way.
+func (t *Table) grantable(keys []string, owner string, w *waiter) (string, bool) {
+	for _, k := range keys {
+		if l := t.locks[k]; l != nil {
+			if owner == "" || l.owner != owner {
+				return k, false
+			}
+			continue // re-entrant: the same non-empty owner
+		}
+		if q := t.queues[k]; q != nil {
+			if w == nil || q.Front().Value.(*waiter) != w {
+				return k, false // free, but others wait first: no barging
+			}
+		}
+	}
+	return "", true
+}
+
+// grant takes keys for owner with the current entry's index as the token
+// of every new lock; held (re-entrant) keys keep their token and get a new
+// deadline.
+func (t *Table) grant(keys []string, owner string, expire int64) ([]uint64, []int64) {
+	tokens := make([]uint64, len(keys))
+	deadlines := make([]int64, len(keys))
+	var deadline int64
+	if expire > 0 {
+		deadline = t.now + expire
+	}
+	for i, k := range keys {
+		l := t.locks[k]
+		if l == nil {
+			l = &lock{key: k, owner: owner, token: t.index}
+			l.t = timer{lock: l, idx: -1}
+			t.locks[k] = l
+			byKey := t.owners[owner]
+			if byKey == nil {
+				byKey = make(map[string]*lock)
+				t.owners[owner] = byKey
+			}
+			byKey[k] = l
+		}
+		l.expire = expire
+		t.timers.set(&l.t, deadline)
+		tokens[i] = l.token
+		deadlines[i] = deadline
+	}
+	return tokens, deadlines
+}
+
+// free removes a held lock. Callers hand the key on with handOff.
+func (t *Table) free(l *lock) {
+	delete(t.locks, l.key)
+	byKey := t.owners[l.owner]
+	delete(byKey, l.key)
+	if len(byKey) == 0 {
+		delete(t.owners, l.owner)
+	}
+	t.timers.remove(&l.t)
+}
+
+// handOff grants keys that just became available (freed, or left by a
+// waiter) to the first waiter of their queues, if that waiter can now take
+// every key it needs. When a waiter is granted, later waiters of the same
+// owner in its keys' queues may now be re-entrant, so those are checked
+// too. Candidates are granted oldest first, as if every waiter were checked
+// in arrival order until none can be granted; every replica grants the same
+// waiters in the same order.
+func (t *Table) handOff(keys []string, events *[]Result) {
+	var work []*waiter
+	for _, k := range keys {
+		if q := t.queues[k]; q != nil {
+			work = append(work, q.Front().Value.(*waiter))
+		}
+	}
+	for len(work) > 0 {
+		i := 0
+		for j, v := range work {
+			if v.id < work[i].id {
+				i = j
+			}
+		}
+		w := work[i]
+		work = slices.Delete(work, i, i+1)
+		if t.waiters[w.rid] != w {
+			continue // granted earlier in this hand-off
+		}
+		if _, ok := t.grantable(w.keys, w.owner, w); !ok {
+			continue
+		}
+		t.dropWaiter(w)
+		tokens, deadlines := t.grant(w.keys, w.owner, w.expire)
+		rec := t.records[w.rid]
+		rec.code, rec.tokens, rec.deadlines = CodeOK, tokens, deadlines
+		t.resolve(rec)
+		*events = append(*events, rec.result())
+		if w.owner == "" || t.ownerWaiters[w.owner] == 0 {
+			continue
+		}
+		for _, k := range w.keys {
+			if q := t.queues[k]; q != nil {
+				for e := q.Front(); e != nil; e = e.Next() {
+					if v := e.Value.(*waiter); v.owner == w.owner {
+						work = append(work, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+// dropWaiter takes a waiter out of its queues, the timers and the index.
+func (t *Table) dropWaiter(w *waiter) {
+	for i, k := range w.keys {
+		q := t.queues[k]
+		q.Remove(w.elems[i])
+		if q.Len() == 0 {
+			delete(t.queues, k)
+		}
+	}
+	w.elems = nil
+	t.timers.remove(&w.t)
+	delete(t.waiters, w.rid)
+	if w.owner != "" {
+		if t.ownerWaiters[w.owner]--; t.ownerWaiters[w.owner] == 0 {
+			delete(t.ownerWaiters, w.owner)
+		}
+	}
+}
+
+// endWait resolves a waiter that leaves without a grant (timed out or
+// cancelled) and lets the waiters behind it move up.
+func (t *Table) endWait(w *waiter, code Code, events *[]Result) Result {
+	t.dropWaiter(w)
+	rec := t.records[w.rid]
+	rec.code = code
+	t.resolve(rec)
+	r := rec.result()
+	*events = append(*events, r)
+	t.handOff(w.keys, events)
+	return r
+}
+
+// expire ends every lock and wait whose deadline is at or before now, in
+// the timers' total order.
+func (t *Table) expire(events *[]Result) {
+	for {
+		tm := t.timers.peek()
+		if tm == nil || tm.deadline > t.now {
+			return
+		}
+		if l := tm.lock; l != nil {
+			t.free(l)
+			t.handOff([]string{l.key}, events)
+		} else {
+			t.endWait(tm.waiter, CodeTimedOut, events)
+		}
+	}
+}
+
+func (t *Table) acquire(c *Command, events *[]Result) *Result {
+	keys, bad := check(c, true)
+	if bad != nil {
+		return bad
+	}
+	if c.Wait > 0 && c.RequestID == "" {
+		return invalid("request_id: required when wait_timeout is set")
+	}
+	fp := c.fingerprint(keys)
+	if r := t.remembered(c, fp); r != nil {
+		return r
+	}
+	r := &Result{Keys: keys, Owner: c.Owner}
+	if busy, ok := t.grantable(keys, c.Owner, nil); ok {
+		fresh := 0
+		for _, k := range keys {
+			if t.locks[k] == nil {
+				fresh++
+			}
+		}
+		if len(t.locks)+fresh > t.cfg.MaxLocks {
+			return &Result{Code: CodeExhausted, Msg: fmt.Sprintf("the table holds its maximum of %d locks", t.cfg.MaxLocks)}
+		}
+		r.Code = CodeOK
+		r.Tokens, r.Deadlines = t.grant(keys, c.Owner, int64(c.Expire))
+	} else if c.Wait == 0 {
+		r.Code, r.Key = CodeBusy, busy
+	} else {
+		if len(t.waiters) >= t.cfg.MaxWaiters {
+			return &Result{Code: CodeExhausted, Msg: fmt.Sprintf("the table has its maximum of %d waiters", t.cfg.MaxWaiters)}
+		}
+		for _, k := range keys {
+			if q := t.queues[k]; q != nil && q.Len() >= t.cfg.MaxWaitersPerKey {
+				return &Result{Code: CodeExhausted, Key: k, Msg: fmt.Sprintf("key %q has its maximum of %d waiters", k, t.cfg.MaxWaitersPerKey)}
+			}
+		}
+		t.enqueue(&waiter{id: t.index, rid: c.RequestID, keys: keys, owner: c.Owner, expire: int64(c.Expire), fp: fp}, t.now+int64(c.Wait))
+		r.Code = CodePending
+	}
+	t.remember(c, fp, r)
+	return r
+}
+
+// enqueue adds a waiter at the tail of each of its keys' queues.
+func (t *Table) enqueue(w *waiter, deadline int64) {
+	w.elems = make([]*list.Element, len(w.keys))
+	for i, k := range w.keys {
+		q := t.queues[k]
+		if q == nil {
+			q = list.New()
+			t.queues[k] = q
+		}
+		w.elems[i] = q.PushBack(w)
+	}
+	w.t = timer{waiter: w, idx: -1}
+	t.timers.set(&w.t, deadline)
+	t.waiters[w.rid] = w
+	if w.owner != "" {
+		t.ownerWaiters[w.owner]++
+	}
+}
+
+func (t *Table) release(c *Command, events *[]Result) *Result {
+	keys, bad := check(c, true)
+	if bad != nil {
+		return bad
+	}
+	fp := c.fingerprint(keys)
+	if r := t.remembered(c, fp); r != nil {
+		return r
+	}
+	r := &Result{Keys: keys, Owner: c.Owner, Released: true}
+	var freed []string
+	if c.HasToken {
+		for _, k := range keys {
+			if l := t.locks[k]; l == nil || l.owner != c.Owner || l.token != c.Token {
+				r.Code, r.Key, r.Released = CodeNotHeld, k, false
+				t.remember(c, fp, r)
+				return r
+			}
+		}
+	}
+	for _, k := range keys {
+		if l := t.locks[k]; l != nil && l.owner == c.Owner {
+			t.free(l)
+			freed = append(freed, k)
+		} else {
+			r.Released = false
+		}
+	}
+	t.handOff(freed, events)
+	t.remember(c, fp, r)
+	return r
+}
+
+func (t *Table) releaseAll(c *Command, events *[]Result) *Result {
+	if _, bad := check(c, false); bad != nil {
+		return bad
+	}
+	fp := c.fingerprint(nil)
+	if r := t.remembered(c, fp); r != nil {
+		return r
+	}
+	keys := make([]string, 0, len(t.owners[c.Owner]))
+	for k := range t.owners[c.Owner] {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	r := t.freeKeys(keys, events)
+	r.Owner = c.Owner
+	t.remember(c, fp, r)
+	return r
+}
+
+func (t *Table) forceRelease(c *Command, events *[]Result) *Result {
+	keys, bad := check(c, true)
+	if bad != nil {
+		return bad
+	}
+	fp := c.fingerprint(keys)
+	if r := t.remembered(c, fp); r != nil {
+		return r
+	}
+	r := t.freeKeys(keys, events)
+	r.Keys = keys
+	t.remember(c, fp, r)
+	return r
+}
+
+// freeKeys frees whichever of the sorted keys are held, then hands each on.
+func (t *Table) freeKeys(keys []string, events *[]Result) *Result {
+	r := &Result{}
+	for _, k := range keys {
+		if l := t.locks[k]; l != nil {
+			t.free(l)
+			r.Count++
+		}
+	}
+	t.handOff(keys, events)
+	return r
+}
+
+func (t *Table) refresh(c *Command) *Result {
+	keys, bad := check(c, true)
+	if bad != nil {
+		return bad
+	}
+	fp := c.fingerprint(keys)
+	if r := t.remembered(c, fp); r != nil {
+		return r
+	}
+	r := &Result{Keys: keys, Owner: c.Owner}
+	for _, k := range keys {
+		if l := t.locks[k]; l == nil || l.owner != c.Owner {
+			r.Code, r.Key = CodeNotHeld, k
+			t.remember(c, fp, r)
+			return r
+		}
+	}
+	r.Tokens = make([]uint64, len(keys))
+	r.Deadlines = make([]int64, len(keys))
+	for i, k := range keys {
+		l := t.locks[k]
+		if c.Expire > 0 {
+			l.expire = int64(c.Expire)
+		}
+		var deadline int64
+		if l.expire > 0 {
+			deadline = t.now + l.expire
+		}
+		t.timers.set(&l.t, deadline)
+		r.Tokens[i], r.Deadlines[i] = l.token, deadline
+	}
+	t.remember(c, fp, r)
+	return r
+}
+
+func (t *Table) cancelWait(c *Command, events *[]Result) *Result {
+	if c.RequestID == "" {
+		return invalid("request_id: required")
+	}
+	if w := t.waiters[c.RequestID]; w != nil {
+		r := t.endWait(w, CodeCancelled, events)
+		return &r
+	}
+	rec := t.records[c.RequestID]
+	if rec == nil {
+		return &Result{Code: CodeUnknown}
+	}
+	r := rec.result()
+	r.Duplicate = true
+	return &r
+}
+
+// LockInfo describes a held lock.
+type LockInfo struct {
+	Key   string
+	Owner string
+	Token uint64
+	// Deadline is the expiry in cluster time; 0: never expires.
+	Deadline int64
+	// Waiters is the length of the key's queue.
+	Waiters int
+}
+
+func (t *Table) info(l *lock) LockInfo {
+	n := 0
+	if q := t.queues[l.key]; q != nil {
+		n = q.Len()
+	}
+	return LockInfo{Key: l.key, Owner: l.owner, Token: l.token, Deadline: l.t.deadline, Waiters: n}
+}
+
+// Get describes the lock on key, if it is held.
+func (t *Table) Get(key string) (LockInfo, bool) {
+	l := t.locks[key]
+	if l == nil {
+		return LockInfo{}, false
+	}
+	return t.info(l), true
+}
+
+// ListOptions filters List.
+type ListOptions struct {
+	// Prefix keeps keys that start with it.
+	Prefix string
+	// ByOwner keeps only locks of Owner.
+	ByOwner bool
+	Owner   string
+	// After keeps keys greater than it (paging).
+	After string
+	// Limit is the most locks returned; 0: no limit.
+	Limit int
+}
+
+// List returns held locks in key order and whether more would follow. With
+// ByOwner it visits only that owner's locks; otherwise it scans the table.
+func (t *Table) List(o ListOptions) ([]LockInfo, bool) {
+	var out []LockInfo
+	keep := func(l *lock) {
+		if strings.HasPrefix(l.key, o.Prefix) && l.key > o.After {
+			out = append(out, t.info(l))
+		}
+	}
+	if o.ByOwner {
+		for _, l := range t.owners[o.Owner] {
+			keep(l)
+		}
+	} else {
+		for _, l := range t.locks {
+			keep(l)
+		}
+	}
+	slices.SortFunc(out, func(a, b LockInfo) int { return strings.Compare(a.Key, b.Key) })
+	if o.Limit > 0 && len(out) > o.Limit {
+		return out[:o.Limit], true
+	}
+	return out, false
+}
+
+// Outcome returns the remembered result of a request id.
+func (t *Table) Outcome(rid string) (Result, bool) {
+	rec := t.records[rid]
+	if rec == nil {
+		return Result{}, false
+	}
+	return rec.result(), true
+}
+
+// Stats counts what the table holds.
+type Stats struct {
+	Locks, Waiters, Requests int
+}
+
+// Stats returns the table's sizes.
+func (t *Table) Stats() Stats {
+	return Stats{Locks: len(t.locks), Waiters: len(t.waiters), Requests: len(t.records)}
+}
