@@ -94,6 +94,9 @@ type Result struct {
 	// Duplicate is set when the request id was seen before: the result is
 	// the remembered one and nothing changed.
 	Duplicate bool
+	// Expired is how many locks this entry ended because their deadline
+	// passed.
+	Expired int
 	// Events lists waiting Acquires this entry resolved (granted, timed out,
 	// cancelled), so the node can answer their callers.
 	Events []Result

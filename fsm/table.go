@@ -154,7 +154,7 @@ func (t *Table) Apply(index uint64, c *Command) *Result {
 	t.index = index
 	t.now = max(t.now, c.Time)
 	var events []Result
-	t.expire(&events)
+	expired := t.expire(&events)
 	t.forgetRequests()
 
 	var r *Result
@@ -176,11 +176,17 @@ func (t *Table) Apply(index uint64, c *Command) *Result {
 	default:
 		r = invalid("op: unknown operation %d", c.Op)
 	}
-	r.Op = c.Op
-	r.RequestID = c.RequestID
+	if r.Op == 0 { // results read back from a record keep the record's op and id
+		r.Op = c.Op
+		r.RequestID = c.RequestID
+	}
 	r.Now = t.now
 	r.Index = index
+	for i := range events {
+		events[i].Now, events[i].Index = t.now, index
+	}
 	r.Events = events
+	r.Expired = expired
 	return r
 }
 
@@ -427,14 +433,15 @@ func (t *Table) endWait(w *waiter, code Code, events *[]Result) Result {
 }
 
 // expire ends every lock and wait whose deadline is at or before now, in
-// the timers' total order.
-func (t *Table) expire(events *[]Result) {
+// the timers' total order, and returns how many locks expired.
+func (t *Table) expire(events *[]Result) (expired int) {
 	for {
 		tm := t.timers.peek()
 		if tm == nil || tm.deadline > t.now {
-			return
+			return expired
 		}
 		if l := tm.lock; l != nil {
+			expired++
 			t.free(l)
 			t.handOff([]string{l.key}, events)
 		} else {

@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"context"
+	"net"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/hashicorp/raft"
+
+	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
+	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
+	"github.com/raftlock/raftlock/fsm"
+)
+
+// clusterService implements raftlock.v1.ClusterService on a node.
+type clusterService struct{ n *Node }
+
+var _ raftlockv1connect.ClusterServiceHandler = (*clusterService)(nil)
+
+// Status describes this node's view of the cluster.
+func (s *clusterService) Status(ctx context.Context, _ *connect.Request[raftlockv1.StatusRequest]) (*connect.Response[raftlockv1.StatusResponse], error) {
+	return connect.NewResponse(s.n.Status()), nil
+}
+
+// Status describes this node's view of the cluster (the answer of
+// ClusterService/Status).
+func (n *Node) Status() *raftlockv1.StatusResponse {
+	leaderAddr, leaderID := n.Leader()
+	resp := &raftlockv1.StatusResponse{
+		Id: n.cfg.ID, Address: n.cfg.Advertise, Role: strings.ToLower(n.raft.State().String()),
+		LeaderId: leaderID, LeaderAddress: leaderAddr, Term: n.raft.CurrentTerm(),
+		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.Applied(),
+	}
+	resp.Ready = leaderAddr != "" && resp.AppliedIndex >= resp.CommitIndex
+	n.fsm.Read(func(t *fsm.Table) {
+		st := t.Stats()
+		resp.Locks, resp.Waiters = uint64(st.Locks), uint64(st.Waiters)
+	})
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			resp.Members = append(resp.Members, &raftlockv1.Member{
+				Id: string(srv.ID), Address: string(srv.Address), Voter: srv.Suffrage == raft.Voter,
+				Leader: string(srv.ID) == leaderID,
+			})
+		}
+	}
+	return resp
+}
+
+// leaderAddr returns where a membership call must go: "" when this node
+// leads, else the leader's address. A call that was already forwarded once
+// is not forwarded again.
+func (s *clusterService) leaderAddr(h interface{ Get(string) string }) (string, error) {
+	if s.n.raft.State() == raft.Leader {
+		return "", nil
+	}
+	addr, _ := s.n.Leader()
+	if addr == "" || addr == s.n.cfg.Advertise || h.Get(forwardedHeader) != "" {
+		return "", ErrNoLeader
+	}
+	return addr, nil
+}
+
+func forwarded[T any](req *connect.Request[T]) *connect.Request[T] {
+	fwd := connect.NewRequest(req.Msg)
+	fwd.Header().Set(forwardedHeader, "1")
+	return fwd
+}
+
+func (s *clusterService) AddMember(ctx context.Context, req *connect.Request[raftlockv1.AddMemberRequest]) (*connect.Response[raftlockv1.AddMemberResponse], error) {
+	m := req.Msg
+	if m.Id == "" {
+		return nil, connectError(invalidArg("id: required"))
+	}
+	if _, _, err := net.SplitHostPort(m.Address); err != nil {
+		return nil, connectError(invalidArg("address: %v", err))
+	}
+	addr, err := s.leaderAddr(req.Header())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if addr != "" {
+		return s.n.peers.clusterClient(addr).AddMember(ctx, forwarded(req))
+	}
+	cf := s.n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, connectError(err)
+	}
+	voter := m.Voter == nil || *m.Voter
+	for _, srv := range cf.Configuration().Servers {
+		if string(srv.ID) == m.Id && string(srv.Address) == m.Address && (srv.Suffrage == raft.Voter) == voter {
+			return connect.NewResponse(&raftlockv1.AddMemberResponse{}), nil
+		}
+	}
+	var f raft.IndexFuture
+	if voter {
+		f = s.n.raft.AddVoter(raft.ServerID(m.Id), raft.ServerAddress(m.Address), 0, s.n.cfg.ApplyTimeout)
+	} else {
+		f = s.n.raft.AddNonvoter(raft.ServerID(m.Id), raft.ServerAddress(m.Address), 0, s.n.cfg.ApplyTimeout)
+	}
+	if err := f.Error(); err != nil {
+		return nil, connectError(err)
+	}
+	s.n.log.Info("member added", "id", m.Id, "address", m.Address, "voter", voter)
+	return connect.NewResponse(&raftlockv1.AddMemberResponse{}), nil
+}
+
+func (s *clusterService) RemoveMember(ctx context.Context, req *connect.Request[raftlockv1.RemoveMemberRequest]) (*connect.Response[raftlockv1.RemoveMemberResponse], error) {
+	if req.Msg.Id == "" {
+		return nil, connectError(invalidArg("id: required"))
+	}
+	addr, err := s.leaderAddr(req.Header())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if addr != "" {
+		return s.n.peers.clusterClient(addr).RemoveMember(ctx, forwarded(req))
+	}
+	if _, ok := s.n.member(req.Msg.Id); !ok {
+		return nil, connectError(notFound("id: no member %q", req.Msg.Id))
+	}
+	if err := s.n.raft.RemoveServer(raft.ServerID(req.Msg.Id), 0, s.n.cfg.ApplyTimeout).Error(); err != nil {
+		return nil, connectError(err)
+	}
+	s.n.log.Info("member removed", "id", req.Msg.Id)
+	return connect.NewResponse(&raftlockv1.RemoveMemberResponse{}), nil
+}
+
+func (s *clusterService) TransferLeadership(ctx context.Context, req *connect.Request[raftlockv1.TransferLeadershipRequest]) (*connect.Response[raftlockv1.TransferLeadershipResponse], error) {
+	addr, err := s.leaderAddr(req.Header())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if addr != "" {
+		return s.n.peers.clusterClient(addr).TransferLeadership(ctx, forwarded(req))
+	}
+	var f raft.Future
+	if id := req.Msg.Id; id != "" {
+		srv, ok := s.n.member(id)
+		if !ok {
+			return nil, connectError(notFound("id: no member %q", id))
+		}
+		if id == s.n.cfg.ID {
+			return connect.NewResponse(&raftlockv1.TransferLeadershipResponse{LeaderId: id, LeaderAddress: s.n.cfg.Advertise}), nil
+		}
+		f = s.n.raft.LeadershipTransferToServer(srv.ID, srv.Address)
+	} else {
+		f = s.n.raft.LeadershipTransfer()
+	}
+	if err := f.Error(); err != nil {
+		return nil, connectError(err)
+	}
+	// Wait (briefly) until this node learns who leads now.
+	deadline := time.Now().Add(s.n.cfg.ApplyTimeout)
+	for {
+		a, id := s.n.Leader()
+		if (a != "" && id != s.n.cfg.ID) || time.Now().After(deadline) {
+			return connect.NewResponse(&raftlockv1.TransferLeadershipResponse{LeaderId: id, LeaderAddress: a}), nil
+		}
+		if err := s.n.pause(ctx, 10*time.Millisecond); err != nil {
+			return nil, connectError(err)
+		}
+	}
+}
+
+// member returns the server with the given id in the latest configuration.
+func (n *Node) member(id string) (raft.Server, bool) {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return raft.Server{}, false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == id {
+			return srv, true
+		}
+	}
+	return raft.Server{}, false
+}

@@ -1,0 +1,228 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Peer is a member of the founding configuration.
+type Peer struct {
+	ID      string
+	Address string
+}
+
+// ParseInitialCluster parses "n1=host:port,n2=host:port,...".
+func ParseInitialCluster(s string) ([]Peer, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var peers []Peer
+	seenID, seenAddr := map[string]bool{}, map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("initial-cluster: %q is not id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("initial-cluster: %q: %w", part, err)
+		}
+		if seenID[id] || seenAddr[addr] {
+			return nil, fmt.Errorf("initial-cluster: %q appears twice", part)
+		}
+		seenID[id], seenAddr[addr] = true, true
+		peers = append(peers, Peer{ID: id, Address: addr})
+	}
+	return peers, nil
+}
+
+// Dialer opens connections to other nodes (Raft and forwarding). Tests and
+// the fault suite replace it to cut links or bind a source address.
+type Dialer func(ctx context.Context, network, address string) (net.Conn, error)
+
+// Clock is the node's monotonic time source for cluster time. Times it
+// returns must carry a monotonic reading (time.Now does).
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Config configures a Node. Durations are wall durations unless they say
+// otherwise.
+type Config struct {
+	// ID is the node's Raft server id. Default: the id given to this node's
+	// address in InitialCluster, else "n1".
+	ID string
+	// Listen is the host:port of the node's one port. Default 127.0.0.1:7070.
+	Listen string
+	// Advertise is the host:port other nodes and clients use to reach this
+	// node. Default: Listen (which must then not be a wildcard address).
+	Advertise string
+	// DataDir holds the Raft log, stable store and snapshots. Default ./data.
+	DataDir string
+	// InitialCluster lists every founding member, the same on each founder.
+	// Empty and no Join: a single-node cluster of this node.
+	InitialCluster []Peer
+	// Join is the address of any member of a running cluster to join
+	// through.
+	Join string
+
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are Raft's
+	// failure-detection timings.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how long Raft waits before sending a heartbeat that
+	// carries the commit index when nothing else is sent.
+	CommitTimeout time.Duration
+	// MaxAppendEntries caps the entries in one AppendEntries RPC, and so the
+	// size of a group commit.
+	MaxAppendEntries int
+	// SnapshotInterval is how often Raft checks whether to snapshot;
+	// SnapshotThreshold is how many new entries make it snapshot;
+	// TrailingLogs is how many entries stay in the log after a snapshot.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+
+	// ApplyTimeout bounds how long a write waits to be committed.
+	ApplyTimeout time.Duration
+	// TickInterval is how often an idle leader records cluster time in the
+	// log, so time keeps moving and a failover pauses it only briefly.
+	TickInterval time.Duration
+	// MaxRequestBytes is the largest request body the API accepts.
+	MaxRequestBytes int
+	// ShutdownTimeout bounds the graceful part of Shutdown.
+	ShutdownTimeout time.Duration
+
+	// Logger receives structured logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Listener, when set, is used instead of listening on Listen (tests use
+	// port 0 this way). The node closes it on shutdown.
+	Listener net.Listener
+	// Dialer opens connections to other nodes. Default: a net.Dialer.
+	Dialer Dialer
+	// Clock is the monotonic time source. Default: the system clock.
+	Clock Clock
+}
+
+// DefaultConfig returns the configuration of `go run ./cmd/node` with no
+// flags: one node on 127.0.0.1:7070 with data in ./data.
+func DefaultConfig() Config {
+	return Config{
+		Listen:             "127.0.0.1:7070",
+		DataDir:            "data",
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		MaxAppendEntries:   256,
+		SnapshotInterval:   30 * time.Second,
+		SnapshotThreshold:  16384,
+		TrailingLogs:       10240,
+		ApplyTimeout:       5 * time.Second,
+		TickInterval:       time.Second,
+		MaxRequestBytes:    256 << 10,
+		ShutdownTimeout:    10 * time.Second,
+	}
+}
+
+// ErrInvalidConfig wraps every configuration error.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// Validate reports the first invalid setting, naming its flag.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	if c.Listener == nil {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return bad("--listen %q: %v", c.Listen, err)
+		}
+	}
+	host, port, err := net.SplitHostPort(c.Advertise)
+	if err != nil {
+		return bad("--advertise %q: %v", c.Advertise, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) || port == "0" {
+		return bad("--advertise %q must be an address other nodes can dial (set --advertise when --listen is a wildcard or port 0)", c.Advertise)
+	}
+	if c.ID == "" {
+		return bad("--id must not be empty")
+	}
+	if c.DataDir == "" {
+		return bad("--data-dir must not be empty")
+	}
+	if len(c.InitialCluster) > 0 && c.Join != "" {
+		return bad("--initial-cluster and --join exclude each other")
+	}
+	if len(c.InitialCluster) > 0 {
+		found := false
+		for _, p := range c.InitialCluster {
+			if p.ID == c.ID {
+				found = true
+				if p.Address != c.Advertise {
+					return bad("--initial-cluster gives %s the address %s but --advertise is %s", p.ID, p.Address, c.Advertise)
+				}
+			}
+		}
+		if !found {
+			return bad("--initial-cluster does not list this node's id %q", c.ID)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"HeartbeatTimeout": c.HeartbeatTimeout, "ElectionTimeout": c.ElectionTimeout,
+		"LeaderLeaseTimeout": c.LeaderLeaseTimeout, "CommitTimeout": c.CommitTimeout,
+		"SnapshotInterval": c.SnapshotInterval, "ApplyTimeout": c.ApplyTimeout,
+		"TickInterval": c.TickInterval, "ShutdownTimeout": c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			return bad("%s must be positive, got %s", name, d)
+		}
+	}
+	if c.MaxRequestBytes < 1024 {
+		return bad("MaxRequestBytes must be at least 1024, got %d", c.MaxRequestBytes)
+	}
+	if c.MaxAppendEntries <= 0 {
+		return bad("MaxAppendEntries must be positive, got %d", c.MaxAppendEntries)
+	}
+	return nil
+}
+
+// withDefaults fills in the derived defaults: advertise address, id,
+// logger, dialer, clock.
+func (c Config) withDefaults() Config {
+	if c.Advertise == "" {
+		if c.Listener != nil {
+			c.Advertise = c.Listener.Addr().String()
+		} else {
+			c.Advertise = c.Listen
+		}
+	}
+	if c.ID == "" {
+		c.ID = "n1"
+		for _, p := range c.InitialCluster {
+			if p.Address == c.Advertise {
+				c.ID = p.ID
+			}
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Dialer == nil {
+		d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
+		c.Dialer = d.DialContext
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	return c
+}

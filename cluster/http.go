@@ -1,0 +1,163 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/raftlock/raftlock/api/gen/raftlock/peer/v1/peerv1connect"
+	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
+)
+
+// Response headers that tell a caller who leads, so it can go there next.
+const (
+	LeaderHeader   = "Raftlock-Leader"
+	LeaderIDHeader = "Raftlock-Leader-Id"
+)
+
+func (n *Node) newHTTPServer() *http.Server {
+	limit := n.cfg.MaxRequestBytes
+	opts := []connect.HandlerOption{
+		connect.WithCodec(jsonCodec{name: "json", limit: limit}),
+		connect.WithCodec(jsonCodec{name: "json; charset=utf-8", limit: limit}),
+		connect.WithCodec(protoCodec{limit: limit}),
+		// A hard cap far above the limit the codecs enforce, so an abusive
+		// body is never read into memory whole.
+		connect.WithReadMaxBytes(4 * limit),
+		connect.WithInterceptors(n.met.interceptor()),
+	}
+	mux := http.NewServeMux()
+	mux.Handle(raftlockv1connect.NewLockServiceHandler(&lockService{n}, opts...))
+	mux.Handle(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, opts...))
+	mux.Handle(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...))
+	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
+	reflector := grpcreflect.NewStaticReflector(raftlockv1connect.LockServiceName, raftlockv1connect.ClusterServiceName, grpchealth.HealthV1ServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.HandleFunc("GET /healthz", n.healthz)
+	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", n.met.handler())
+
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:           n.withLeaderHeader(mux),
+		Protocols:         protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelDebug),
+	}
+}
+
+// withLeaderHeader adds the leader hint to every response.
+func (n *Node) withLeaderHeader(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if addr, id := n.Leader(); addr != "" {
+			w.Header().Set(LeaderHeader, addr)
+			w.Header().Set(LeaderIDHeader, id)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// healthz: the process is alive and not shutting down.
+func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-n.shutdownCh:
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	default:
+		fmt.Fprintln(w, "ok")
+	}
+}
+
+// readyz: a leader is known and this node has applied its commit index.
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	if !n.Ready(r.Context()) {
+		http.Error(w, "not ready: no leader known, or not caught up", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// healthChecker answers grpc.health.v1 for the whole server and each
+// raftlock service: SERVING when the node is ready.
+type healthChecker struct{ n *Node }
+
+func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	switch req.Service {
+	case "", raftlockv1connect.LockServiceName, raftlockv1connect.ClusterServiceName:
+	default:
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %q", req.Service))
+	}
+	if h.n.Ready(ctx) {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+	}
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+}
+
+// jsonCodec is Connect's JSON codec made strict: unknown fields are an
+// error (a misspelt "ownerID" must not silently become the anonymous
+// owner), and bodies over the limit are refused before parsing.
+type jsonCodec struct {
+	name  string
+	limit int
+}
+
+func (c jsonCodec) Name() string { return c.name }
+
+func (c jsonCodec) Marshal(m any) ([]byte, error) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a proto message", m)
+	}
+	return protojson.Marshal(pm)
+}
+
+func (c jsonCodec) Unmarshal(b []byte, m any) error {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return fmt.Errorf("%T is not a proto message", m)
+	}
+	if len(b) > c.limit {
+		return fmt.Errorf("request body: %d bytes is over the limit of %d", len(b), c.limit)
+	}
+	if len(b) == 0 {
+		b = []byte("{}")
+	}
+	return protojson.Unmarshal(b, pm)
+}
+
+// protoCodec is the binary codec with the same size limit.
+type protoCodec struct{ limit int }
+
+func (protoCodec) Name() string { return "proto" }
+
+func (protoCodec) Marshal(m any) ([]byte, error) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a proto message", m)
+	}
+	return proto.Marshal(pm)
+}
+
+func (c protoCodec) Unmarshal(b []byte, m any) error {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return fmt.Errorf("%T is not a proto message", m)
+	}
+	if len(b) > c.limit {
+		return fmt.Errorf("request body: %d bytes is over the limit of %d", len(b), c.limit)
+	}
+	return proto.Unmarshal(b, pm)
+}

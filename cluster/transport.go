@@ -1,0 +1,163 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/soheilhy/cmux"
+)
+
+// raftMarker is the first byte of every Raft connection. An HTTP/1.1
+// request starts with a method name and an h2c connection with "PRI", so
+// the byte cannot be mistaken for either.
+const raftMarker byte = 0x01
+
+// matchTimeout bounds how long the port waits for a new connection's first
+// bytes before deciding where it goes.
+const matchTimeout = 10 * time.Second
+
+// port splits one listener into the Raft stream and the HTTP server.
+type port struct {
+	root net.Listener
+	mux  cmux.CMux
+	raft net.Listener
+	http net.Listener
+	done chan struct{}
+}
+
+func newPort(root net.Listener) *port {
+	m := cmux.New(root)
+	m.SetReadTimeout(matchTimeout)
+	raftL := m.Match(func(r io.Reader) bool {
+		var b [1]byte
+		n, _ := io.ReadFull(r, b[:])
+		return n == 1 && b[0] == raftMarker
+	})
+	httpL := m.Match(cmux.Any())
+	p := &port{root: root, mux: m, done: make(chan struct{})}
+	// Closing a cmux child listener closes the root; the children handed out
+	// only stop accepting, and close() closes the root once, at the end.
+	p.raft = newChildListener(raftL)
+	p.http = newChildListener(httpL)
+	return p
+}
+
+func (p *port) serve() {
+	defer close(p.done)
+	_ = p.mux.Serve()
+}
+
+func (p *port) close() {
+	_ = p.root.Close()
+	p.mux.Close()
+	<-p.done
+}
+
+// childListener wraps a cmux listener so that Close stops only this
+// listener (closing a cmux child would close the root): one goroutine pumps
+// accepted connections until the child is closed or the root fails.
+type childListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	fail  chan struct{} // closed when the root stops accepting
+	err   error         // set before fail is closed
+}
+
+func newChildListener(inner net.Listener) *childListener {
+	l := &childListener{addr: inner.Addr(), conns: make(chan net.Conn), done: make(chan struct{}), fail: make(chan struct{})}
+	go func() {
+		for {
+			c, err := inner.Accept()
+			if err != nil {
+				l.err = err
+				close(l.fail)
+				return
+			}
+			select {
+			case l.conns <- c:
+			case <-l.done:
+				c.Close()
+			}
+		}
+	}()
+	return l
+}
+
+func (l *childListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-l.fail:
+		return nil, l.err
+	}
+}
+
+func (l *childListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *childListener) Addr() net.Addr { return l.addr }
+
+// streamLayer is Raft's view of the port: it accepts connections that
+// announced themselves with raftMarker and dials other nodes with it.
+type streamLayer struct {
+	ln        net.Listener
+	advertise net.Addr
+	dial      Dialer
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+// Accept returns the next Raft connection. cmux replays the bytes it
+// sniffed, so the marker byte is read (and checked) here.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(matchTimeout))
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil || b[0] != raftMarker {
+			c.Close()
+			continue
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		return c, nil
+	}
+}
+
+func (s *streamLayer) Close() error   { return s.ln.Close() }
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+// Dial connects to another node's port and announces a Raft stream.
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := s.dial(ctx, "tcp", string(address))
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte{raftMarker}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+// advertiseAddr is a net.Addr for a host:port string that may be a name.
+type advertiseAddr string
+
+func (a advertiseAddr) Network() string { return "tcp" }
+func (a advertiseAddr) String() string  { return string(a) }
