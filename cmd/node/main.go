@@ -140,4 +140,3 @@ func healthcheck(args []string) int {
 	}
 	return 0
 }
-
