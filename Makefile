@@ -34,3 +34,15 @@ generate: ## Regenerate api/gen from the .proto files (offline, pinned tools)
 checkgenerate: generate ## Fail if regenerating changes api/gen
 	@git diff --exit-code -- api/gen || (echo "api/gen is stale: run make generate and commit"; exit 1)
 	@test -z "$$(git status --porcelain -- api/gen)" || (echo "api/gen has untracked files: run make generate and commit"; git status --porcelain -- api/gen; exit 1)
+
+.PHONY: cluster
+cluster: ## Start a local 3-node cluster of real processes on 127.0.0.1:7071-7073
+	scripts/cluster.sh start
+
+.PHONY: cluster-stop
+cluster-stop: ## Stop the local 3-node cluster
+	scripts/cluster.sh stop
+
+.PHONY: bench-cluster
+bench-cluster: ## Go benchmark: acquire+release pairs/s on an in-process 3-node cluster
+	$(GO) test -run '^$$' -bench BenchmarkAcquireRelease -benchtime 5s ./cluster/

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sort"
 	"log/slog"
 	"net/http"
 	"time"
@@ -135,7 +137,40 @@ func (c jsonCodec) Unmarshal(b []byte, m any) error {
 	if len(b) == 0 {
 		b = []byte("{}")
 	}
-	return protojson.Unmarshal(b, pm)
+	err := protojson.Unmarshal(b, pm)
+	if err == nil {
+		return nil
+	}
+	if field := badJSONField(b, pm); field != "" {
+		return fmt.Errorf("field %q: %w", field, err)
+	}
+	return err
+}
+
+// badJSONField finds which top-level field of a JSON object makes it fail
+// to decode into m's type, so the error can name it. It returns "" when
+// the body is not an object or no single field is to blame.
+func badJSONField(b []byte, m proto.Message) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil {
+		return ""
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		one, err := json.Marshal(map[string]json.RawMessage{name: fields[name]})
+		if err != nil {
+			continue
+		}
+		probe := m.ProtoReflect().New().Interface()
+		if protojson.Unmarshal(one, probe) != nil {
+			return name
+		}
+	}
+	return ""
 }
 
 // protoCodec is the binary codec with the same size limit.

@@ -597,7 +597,7 @@ func (n *Node) stop(ctx context.Context, graceful bool) error {
 	if graceful {
 		ctx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 		defer cancel()
-		if n.raft.State() == raft.Leader {
+		if n.raft.State() == raft.Leader && n.otherVoters() > 0 {
 			if err := n.raft.LeadershipTransfer().Error(); err != nil {
 				n.log.Warn("leadership transfer failed", "err", err)
 			}
@@ -619,6 +619,22 @@ func (n *Node) stop(ctx context.Context, graceful bool) error {
 	}
 	n.log.Info("node stopped")
 	return errors.Join(errs...)
+}
+
+// otherVoters counts the voters of the latest configuration besides this
+// node.
+func (n *Node) otherVoters() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	count := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter && string(srv.ID) != n.cfg.ID {
+			count++
+		}
+	}
+	return count
 }
 
 // newRequestID returns a server-chosen request id for calls that came
