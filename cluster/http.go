@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"log/slog"
 	"net/http"
+	"sort"
 	"time"
 
 	"connectrpc.com/connect"
