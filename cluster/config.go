@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -44,15 +45,20 @@ func ParseInitialCluster(s string) ([]Peer, error) {
 // the fault suite replace it to cut links or bind a source address.
 type Dialer func(ctx context.Context, network, address string) (net.Conn, error)
 
-// Clock is the node's monotonic time source for cluster time. Times it
-// returns must carry a monotonic reading (time.Now does).
+// Clock is the node's time source. Cluster time uses only Now and only
+// through differences (t.Sub), which Go computes from the monotonic
+// reading; Wall is the wall clock, which nothing that decides expiry reads.
 type Clock interface {
+	// Now returns the current time with a monotonic reading.
 	Now() time.Time
+	// Wall returns the wall-clock time, without a monotonic reading.
+	Wall() time.Time
 }
 
 type systemClock struct{}
 
-func (systemClock) Now() time.Time { return time.Now() }
+func (systemClock) Now() time.Time  { return time.Now() }
+func (systemClock) Wall() time.Time { return time.Now().Round(0) } // no monotonic reading
 
 // Config configures a Node. Durations are wall durations unless they say
 // otherwise.
@@ -109,8 +115,21 @@ type Config struct {
 	Listener net.Listener
 	// Dialer opens connections to other nodes. Default: a net.Dialer.
 	Dialer Dialer
-	// Clock is the monotonic time source. Default: the system clock.
+	// Clock is the time source. Default: the system clock.
 	Clock Clock
+
+	// Debug serves /debug/state (applied index and a hash of the lock
+	// table, for comparing replicas) and /debug/pprof. Off by default.
+	Debug bool
+	// Journal, when set, receives one JSON line per applied Raft entry (and
+	// one per snapshot restore): the fault suite's record of what each
+	// replica applied. Off by default; costs a write per entry.
+	Journal io.Writer
+	// UnsafeBug deliberately breaks the node, for proving that the fault
+	// suite catches bugs; never set it in production. Values: "" (none),
+	// "fencing" (every Acquire answers fencing token 1), "wallclock" (the
+	// leader stamps cluster time from the wall clock).
+	UnsafeBug string
 }
 
 // DefaultConfig returns the configuration of `go run ./cmd/node` with no
@@ -133,6 +152,12 @@ func DefaultConfig() Config {
 		ShutdownTimeout:    10 * time.Second,
 	}
 }
+
+// Deliberate bugs (Config.UnsafeBug).
+const (
+	BugFencing   = "fencing"
+	BugWallClock = "wallclock"
+)
 
 // ErrInvalidConfig wraps every configuration error.
 var ErrInvalidConfig = errors.New("invalid configuration")
@@ -190,6 +215,11 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes < 1024 {
 		return bad("MaxRequestBytes must be at least 1024, got %d", c.MaxRequestBytes)
 	}
+	switch c.UnsafeBug {
+	case "", BugFencing, BugWallClock:
+	default:
+		return bad("--unsafe-bug %q is not one of %q, %q", c.UnsafeBug, BugFencing, BugWallClock)
+	}
 	if c.MaxAppendEntries <= 0 {
 		return bad("MaxAppendEntries must be positive, got %d", c.MaxAppendEntries)
 	}
@@ -219,6 +249,14 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Dialer == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
+		// Dial from the address this node listens on when it is a specific
+		// IP, so that other nodes (and firewall rules) can tell which node
+		// a connection comes from.
+		if host, _, err := net.SplitHostPort(c.Listen); err == nil && c.Listener == nil {
+			if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+				d.LocalAddr = &net.TCPAddr{IP: ip}
+			}
+		}
 		c.Dialer = d.DialContext
 	}
 	if c.Clock == nil {

@@ -47,6 +47,7 @@ func (n *Node) newHTTPServer() *http.Server {
 	mux.HandleFunc("GET /healthz", n.healthz)
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", n.met.handler())
+	n.mountDebug(mux)
 
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)

@@ -56,9 +56,14 @@ func (s *lockService) Acquire(ctx context.Context, req *connect.Request[raftlock
 	if err := resultError(r); err != nil {
 		return nil, connectError(err)
 	}
-	return connect.NewResponse(&raftlockv1.AcquireResponse{
-		FencingToken: r.Token(), Locks: s.locksOf(r, r.Now), RequestId: c.RequestID,
-	}), nil
+	resp := &raftlockv1.AcquireResponse{FencingToken: r.Token(), Locks: s.locksOf(r, r.Now), RequestId: c.RequestID}
+	if s.n.cfg.UnsafeBug == BugFencing { // deliberately wrong: no token increase
+		resp.FencingToken = 1
+		for _, l := range resp.Locks {
+			l.FencingToken = 1
+		}
+	}
+	return connect.NewResponse(resp), nil
 }
 
 func (s *lockService) Release(ctx context.Context, req *connect.Request[raftlockv1.ReleaseRequest]) (*connect.Response[raftlockv1.ReleaseResponse], error) {

@@ -52,15 +52,21 @@ type Node struct {
 // office is what a leader knows once it has taken office: the cluster time
 // it started from and when, by its own monotonic clock.
 type office struct {
-	term   uint64
-	base   int64
-	start  time.Time
-	cancel context.CancelFunc
+	term      uint64
+	base      int64
+	start     time.Time
+	wallStart time.Time // only for the deliberate wall-clock bug
+	wallBug   bool
 }
 
 // stamp is the cluster time now: the base plus the time elapsed on this
 // node's monotonic clock since it took office.
-func (o *office) stamp(c Clock) int64 { return o.base + int64(c.Now().Sub(o.start)) }
+func (o *office) stamp(c Clock) int64 {
+	if o.wallBug { // deliberately wrong: elapsed time by the wall clock
+		return o.base + int64(c.Wall().Sub(o.wallStart))
+	}
+	return o.base + int64(c.Now().Sub(o.start))
+}
 
 // Start opens the node's storage, binds its port, starts Raft and serves.
 // It returns once the node is serving; it does not wait for a leader.
@@ -114,7 +120,11 @@ func Start(cfg Config) (n *Node, err error) {
 	cleanup = append(cleanup, func() { _ = n.trans.Close() })
 
 	n.met = newMetrics(n)
-	n.fsm = raftfsm.New(fsm.DefaultConfig(), n.observe)
+	hooks := raftfsm.Hooks{Applied: n.observe}
+	if cfg.Journal != nil {
+		hooks.Restored = n.journalRestore
+	}
+	n.fsm = raftfsm.New(fsm.DefaultConfig(), hooks)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
@@ -164,6 +174,9 @@ func Start(cfg Config) (n *Node, err error) {
 	if !existing && cfg.Join != "" {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.joinLoop() }()
+	}
+	if cfg.UnsafeBug != "" {
+		n.log.Warn("THIS NODE IS DELIBERATELY BROKEN (--unsafe-bug); for testing the fault suite only", "bug", cfg.UnsafeBug)
 	}
 	n.log.Info("node started", "listen", ln.Addr().String(), "advertise", cfg.Advertise, "data_dir", cfg.DataDir,
 		"existing_state", existing, "join", cfg.Join, "initial_cluster", len(cfg.InitialCluster))
@@ -233,7 +246,7 @@ func (n *Node) takeOffice(ctx context.Context) {
 		}
 		n.log.Warn("barrier on taking office failed; retrying", "err", err)
 	}
-	o := &office{term: term, base: n.fsm.Now(), start: n.clock.Now()}
+	o := &office{term: term, base: n.fsm.Now(), start: n.clock.Now(), wallStart: n.clock.Wall(), wallBug: n.cfg.UnsafeBug == BugWallClock}
 	if _, err := n.applyLocal(o, tickCommand()); err != nil {
 		n.log.Warn("first tick of the term failed", "err", err)
 		return
@@ -419,6 +432,9 @@ func retryable(err error) bool {
 // ---- waiting Acquires ----
 
 func (n *Node) observe(r *fsm.Result) {
+	if n.cfg.Journal != nil {
+		n.journal(r)
+	}
 	n.met.observe(r)
 	for _, ev := range r.Events {
 		n.hub.publish(ev)

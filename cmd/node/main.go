@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,10 @@ func run(args []string, stderr io.Writer) error {
 	join := fs.String("join", "", "address of any member of a running cluster to join")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	debug := fs.Bool("debug", false, "serve /debug/state (replica state hash) and /debug/pprof")
+	journal := fs.String("debug-journal", "", "append one JSON line per applied Raft entry to this file (fault suite)")
+	clockControl := fs.Bool("unsafe-clock-control", false, "UNSAFE, testing only: let POST /debug/clock skew this node's clocks")
+	bug := fs.String("unsafe-bug", "", "UNSAFE, testing only: deliberately break the node (fencing, wallclock)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -64,6 +69,21 @@ func run(args []string, stderr io.Writer) error {
 	cfg := def
 	cfg.ID, cfg.Listen, cfg.Advertise, cfg.DataDir = *id, *listen, *advertise, *dataDir
 	cfg.InitialCluster, cfg.Join, cfg.Logger = peers, *join, logger
+	cfg.Debug, cfg.UnsafeBug = *debug, *bug
+	if *clockControl {
+		cfg.Clock = cluster.NewControlledClock()
+	}
+	if *journal != "" {
+		if err := os.MkdirAll(filepath.Dir(*journal), 0o750); err != nil {
+			return fmt.Errorf("--debug-journal: %w", err)
+		}
+		f, err := os.OpenFile(*journal, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("--debug-journal: %w", err)
+		}
+		defer f.Close()
+		cfg.Journal = f
+	}
 
 	// 3. Storage, port, Raft, API: Start validates and brings them up in
 	// that order.

@@ -13,15 +13,20 @@ import (
 	"github.com/raftlock/raftlock/fsm"
 )
 
-// Observer is called after each applied command with its result, on the
-// goroutine that applies entries. It must not block and must not call back
-// into the FSM's write path.
-type Observer func(*fsm.Result)
+// Hooks are called on the goroutine that applies entries. They must not
+// block and must not call back into the FSM's write path. Either may be nil.
+type Hooks struct {
+	// Applied receives the result of each applied command.
+	Applied func(*fsm.Result)
+	// Restored is told that a snapshot replaced the table, and the index of
+	// the last command it contains.
+	Restored func(index uint64)
+}
 
 // FSM is a raft.FSM (and raft.BatchingFSM) around an fsm.Table.
 type FSM struct {
-	cfg      fsm.Config
-	observer Observer
+	cfg   fsm.Config
+	hooks Hooks
 
 	mu    sync.RWMutex
 	table *fsm.Table
@@ -38,9 +43,9 @@ var (
 	_ raft.BatchingFSM = (*FSM)(nil)
 )
 
-// New returns an FSM over an empty table. observer may be nil.
-func New(cfg fsm.Config, observer Observer) *FSM {
-	return &FSM{cfg: cfg, observer: observer, table: fsm.New(cfg), changed: make(chan struct{})}
+// New returns an FSM over an empty table.
+func New(cfg fsm.Config, hooks Hooks) *FSM {
+	return &FSM{cfg: cfg, hooks: hooks, table: fsm.New(cfg), changed: make(chan struct{})}
 }
 
 // Apply applies one log entry. It panics, naming the index, on a command it
@@ -73,9 +78,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
 	close(ch)
-	if f.observer != nil {
+	if f.hooks.Applied != nil {
 		for _, r := range results {
-			f.observer(r)
+			f.hooks.Applied(r)
 		}
 	}
 	return out
@@ -137,6 +142,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
 	close(ch)
+	if f.hooks.Restored != nil {
+		f.hooks.Restored(t.Index())
+	}
 	return nil
 }
 

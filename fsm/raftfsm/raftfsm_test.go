@@ -20,7 +20,7 @@ func entry(index uint64, c fsm.Command) *raft.Log {
 // included; non-command entries only move the applied index.
 func TestApplyAndObserve(t *testing.T) {
 	var seen []*fsm.Result
-	f := New(fsm.DefaultConfig(), func(r *fsm.Result) { seen = append(seen, r) })
+	f := New(fsm.DefaultConfig(), Hooks{Applied: func(r *fsm.Result) { seen = append(seen, r) }})
 	r := f.Apply(entry(1, fsm.Command{Op: fsm.OpAcquire, Time: 10, Keys: []string{"k"}, Owner: "a"})).(*fsm.Result)
 	if r.Code != fsm.CodeOK || r.Tokens[0] != 1 {
 		t.Fatalf("acquire = %+v", r)
@@ -52,7 +52,7 @@ func TestApplyAndObserve(t *testing.T) {
 
 // An entry that cannot be decoded panics with its index.
 func TestApplyPanicsOnGarbage(t *testing.T) {
-	f := New(fsm.DefaultConfig(), nil)
+	f := New(fsm.DefaultConfig(), Hooks{})
 	defer func() {
 		msg, _ := recover().(string)
 		if !strings.Contains(msg, "index 7") {
@@ -82,7 +82,7 @@ func (s *sink) Cancel() error { s.cancelled = true; return nil }
 // Snapshot, Persist and Restore carry the whole table; Persist cancels
 // the sink when a write fails.
 func TestSnapshotRestore(t *testing.T) {
-	f := New(fsm.DefaultConfig(), nil)
+	f := New(fsm.DefaultConfig(), Hooks{})
 	f.Apply(entry(1, fsm.Command{Op: fsm.OpAcquire, Time: 10, Keys: []string{"k"}, Owner: "a", Expire: time.Minute}))
 	f.Apply(entry(2, fsm.Command{Op: fsm.OpAcquire, Time: 11, Keys: []string{"k"}, Owner: "b", Wait: time.Minute, RequestID: "w"}))
 	snap, err := f.Snapshot()
@@ -93,7 +93,8 @@ func TestSnapshotRestore(t *testing.T) {
 	if err := snap.Persist(&s); err != nil || !s.closed {
 		t.Fatalf("persist: %v closed=%v", err, s.closed)
 	}
-	g := New(fsm.DefaultConfig(), nil)
+	var restored uint64
+	g := New(fsm.DefaultConfig(), Hooks{Restored: func(i uint64) { restored = i }})
 	if err := g.Restore(io.NopCloser(bytes.NewReader(s.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +102,9 @@ func TestSnapshotRestore(t *testing.T) {
 	g.Read(func(tab *fsm.Table) { info, _ = tab.Get("k") })
 	if info.Owner != "a" || info.Token != 1 || info.Waiters != 1 {
 		t.Fatalf("restored lock = %+v", info)
+	}
+	if restored != 2 {
+		t.Fatalf("restore hook got index %d, want 2", restored)
 	}
 	if g.Applied() != 2 || g.Now() != 11 {
 		t.Fatalf("restored applied %d now %d", g.Applied(), g.Now())
