@@ -183,6 +183,9 @@ type cluster struct {
 	env      []string
 	ports    []int
 	http     *http.Client
+	// volumes are the volumes seen mounted in the project's containers,
+	// anonymous ones too, so teardown can check they are gone.
+	volumes map[string]bool
 }
 
 // newCluster brings the cluster up and waits until every container is
@@ -203,6 +206,7 @@ func newCluster(t *testing.T) *cluster {
 		file:     filepath.Join(root, "docker", "compose.yaml"),
 		ports:    freePorts(t, len(nodes)),
 		http:     &http.Client{Timeout: callTimeout},
+		volumes:  map[string]bool{},
 	}
 	c.env = append(os.Environ(), "RAFTLOCK_IMAGE="+img, "RAFTLOCK_CLUSTER="+c.project, "COMPOSE_PROJECT_NAME="+c.project)
 	for i, n := range nodes {
@@ -240,6 +244,9 @@ func (c *cluster) compose(args ...string) string {
 func (c *cluster) composeErr(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
+	if len(args) > 0 && args[0] == "down" {
+		c.noteVolumes(ctx)
+	}
 	full := append(append(c.composer[1:len(c.composer):len(c.composer)], "-p", c.project, "-f", c.file), args...)
 	return run(ctx, c.env, c.composer[0], full...)
 }
@@ -286,8 +293,25 @@ func (c *cluster) teardown() {
 	}
 }
 
+// noteVolumes records the volumes mounted in the project's containers.
+func (c *cluster) noteVolumes(ctx context.Context) {
+	out, err := run(ctx, nil, "docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+c.project)
+	if err != nil || strings.TrimSpace(out) == "" {
+		return
+	}
+	args := append([]string{"inspect", "--format", `{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}`}, strings.Fields(out)...)
+	if out, err = run(ctx, nil, "docker", args...); err != nil {
+		c.t.Errorf("docker inspect of the project's containers: %v\n%s", err, out)
+		return
+	}
+	for _, v := range strings.Fields(out) {
+		c.volumes[v] = true
+	}
+}
+
 // leftovers lists the containers, networks and volumes of the project that
-// still exist, found by compose's project label and by name.
+// still exist, found by compose's project label, by name, and (anonymous
+// volumes) as seen mounted before a compose down.
 func (c *cluster) leftovers() map[string][]string {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
@@ -298,8 +322,14 @@ func (c *cluster) leftovers() map[string][]string {
 		"volume":    {{"volume", "ls", "-q", "--filter", label}, {"volume", "ls", "-q", "--filter", "name=" + c.project}},
 	}
 	left := map[string][]string{}
+	seen := map[string]bool{}
+	for v := range c.volumes {
+		if _, err := run(ctx, nil, "docker", "volume", "inspect", v); err == nil {
+			seen["volume/"+v] = true
+			left["volume"] = append(left["volume"], v)
+		}
+	}
 	for kind, qs := range queries {
-		seen := map[string]bool{}
 		for _, q := range qs {
 			out, err := run(ctx, nil, "docker", q...)
 			if err != nil {
@@ -307,8 +337,8 @@ func (c *cluster) leftovers() map[string][]string {
 				continue
 			}
 			for _, id := range strings.Fields(out) {
-				if !seen[id] {
-					seen[id] = true
+				if !seen[kind+"/"+id] {
+					seen[kind+"/"+id] = true
 					left[kind] = append(left[kind], id)
 				}
 			}
