@@ -34,6 +34,10 @@ func (n *Node) newHTTPServer() *http.Server {
 		// A hard cap far above the limit the codecs enforce, so an abusive
 		// body is never read into memory whole.
 		connect.WithReadMaxBytes(4 * limit),
+		// Lock messages are tens of bytes: compressing them costs CPU and
+		// saves nothing. Only large responses (ListLocks pages) are
+		// compressed, when the caller accepts it.
+		connect.WithCompressMinBytes(4 << 10),
 		connect.WithInterceptors(n.met.interceptor()),
 	}
 	mux := http.NewServeMux()
