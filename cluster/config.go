@@ -118,6 +118,10 @@ type Config struct {
 	// Clock is the time source. Default: the system clock.
 	Clock Clock
 
+	// TLS, when set, makes every connection to the port TLS, with mutual
+	// TLS between nodes.
+	TLS *TLS
+
 	// Debug serves /debug/state (applied index and a hash of the lock
 	// table, for comparing replicas) and /debug/pprof. Off by default.
 	Debug bool
@@ -214,6 +218,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1024 {
 		return bad("MaxRequestBytes must be at least 1024, got %d", c.MaxRequestBytes)
+	}
+	if c.TLS != nil {
+		if err := c.TLS.validate(); err != nil {
+			return bad("%v", err)
+		}
 	}
 	switch c.UnsafeBug {
 	case "", BugFencing, BugWallClock:

@@ -43,7 +43,7 @@ func (n *Node) newHTTPServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle(raftlockv1connect.NewLockServiceHandler(&lockService{n}, opts...))
 	mux.Handle(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, opts...))
-	mux.Handle(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...))
+	mux.Handle(n.peersOnly(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...)))
 	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
 	reflector := grpcreflect.NewStaticReflector(raftlockv1connect.LockServiceName, raftlockv1connect.ClusterServiceName, grpchealth.HealthV1ServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -55,7 +55,11 @@ func (n *Node) newHTTPServer() *http.Server {
 
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if n.tls == nil {
+		protocols.SetUnencryptedHTTP2(true)
+	} else {
+		protocols.SetHTTP2(true)
+	}
 	return &http.Server{
 		Handler:           n.withLeaderHeader(mux),
 		Protocols:         protocols,
@@ -65,6 +69,22 @@ func (n *Node) newHTTPServer() *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelDebug),
 	}
+}
+
+// peersOnly lets only other nodes (a node certificate over TLS) call the
+// node-to-node API when TLS is on.
+func (n *Node) peersOnly(pattern string, h http.Handler) (string, http.Handler) {
+	if n.tls == nil {
+		return pattern, h
+	}
+	errw := connect.NewErrorWriter()
+	return pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !n.tls.isPeerState(r.TLS) {
+			_ = errw.Write(w, r, connect.NewError(connect.CodePermissionDenied, errNotPeer))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // withLeaderHeader adds the leader hint to every response.

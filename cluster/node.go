@@ -34,6 +34,7 @@ type Node struct {
 	store *raftboltdb.BoltStore
 	trans *raft.NetworkTransport
 	port  *port
+	tls   *tlsState // nil without TLS
 	srv   *http.Server
 	peers *peers
 	hub   *hub
@@ -97,7 +98,13 @@ func Start(cfg Config) (n *Node, err error) {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
 	}
-	n.port = newPort(ln)
+	if cfg.TLS != nil {
+		if n.tls, err = newTLSState(*cfg.TLS); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+	}
+	n.port = newPort(ln, n.tls)
 	cleanup = append(cleanup, func() { _ = ln.Close() })
 
 	if n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")}); err != nil {
@@ -114,7 +121,7 @@ func Start(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{ln: n.port.raft, advertise: advertiseAddr(cfg.Advertise), dial: cfg.Dialer},
+		Stream:  &streamLayer{ln: n.port.raft, advertise: advertiseAddr(cfg.Advertise), dial: cfg.Dialer, tls: n.tls},
 		MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
 	})
 	cleanup = append(cleanup, func() { _ = n.trans.Close() })
@@ -160,7 +167,7 @@ func Start(cfg Config) (n *Node, err error) {
 		}
 	}
 
-	n.peers = newPeers(cfg.Dialer)
+	n.peers = newPeers(cfg.Dialer, n.tls)
 	n.srv = n.newHTTPServer()
 	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.port.serve() }()
@@ -187,6 +194,19 @@ func Start(cfg Config) (n *Node, err error) {
 func hclogFor(l *slog.Logger) hclog.Logger {
 	std := slog.NewLogLogger(l.With("component", "raft").Handler(), slog.LevelInfo)
 	return hclog.FromStandardLogger(std, &hclog.LoggerOptions{Name: "raft", Level: hclog.Info})
+}
+
+// ReloadTLS reads the TLS certificate, key and CA files again (SIGHUP). On
+// an error the node keeps the material it has.
+func (n *Node) ReloadTLS() error {
+	if n.tls == nil {
+		return nil
+	}
+	if err := n.tls.reload(); err != nil {
+		return err
+	}
+	n.log.Info("TLS material reloaded")
+	return nil
 }
 
 // ID returns the node's id.

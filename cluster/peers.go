@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -30,23 +31,34 @@ var errPeerUnavailable = errors.New("leader unavailable")
 // connection per node, for forwarding.
 type peers struct {
 	client *http.Client
+	scheme string
 
 	mu      sync.Mutex
 	peer    map[string]peerv1connect.PeerServiceClient
 	cluster map[string]raftlockv1connect.ClusterServiceClient
 }
 
-func newPeers(dial Dialer) *peers {
+func newPeers(dial Dialer, t *tlsState) *peers {
 	protocols := new(http.Protocols)
-	protocols.SetUnencryptedHTTP2(true)
+	scheme := "http"
 	tr := &http.Transport{
 		Protocols:       protocols,
 		DialContext:     dial,
 		IdleConnTimeout: 90 * time.Second,
 		HTTP2:           &http.HTTP2Config{PingTimeout: 5 * time.Second, SendPingTimeout: 10 * time.Second},
 	}
+	if t == nil {
+		protocols.SetUnencryptedHTTP2(true)
+	} else {
+		protocols.SetHTTP2(true)
+		tr.DialTLSContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return t.dialPeer(ctx, dial, addr, "h2")
+		}
+		scheme = "https"
+	}
 	return &peers{
 		client:  &http.Client{Transport: tr},
+		scheme:  scheme,
 		peer:    make(map[string]peerv1connect.PeerServiceClient),
 		cluster: make(map[string]raftlockv1connect.ClusterServiceClient),
 	}
@@ -59,7 +71,7 @@ func (p *peers) peerClient(addr string) peerv1connect.PeerServiceClient {
 	defer p.mu.Unlock()
 	c := p.peer[addr]
 	if c == nil {
-		c = peerv1connect.NewPeerServiceClient(p.client, "http://"+addr, connect.WithGRPC())
+		c = peerv1connect.NewPeerServiceClient(p.client, p.scheme+"://"+addr, connect.WithGRPC())
 		p.peer[addr] = c
 	}
 	return c
@@ -70,7 +82,7 @@ func (p *peers) clusterClient(addr string) raftlockv1connect.ClusterServiceClien
 	defer p.mu.Unlock()
 	c := p.cluster[addr]
 	if c == nil {
-		c = raftlockv1connect.NewClusterServiceClient(p.client, "http://"+addr, connect.WithGRPC())
+		c = raftlockv1connect.NewClusterServiceClient(p.client, p.scheme+"://"+addr, connect.WithGRPC())
 		p.cluster[addr] = c
 	}
 	return c

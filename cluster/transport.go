@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,20 +31,31 @@ type port struct {
 	done chan struct{}
 }
 
-func newPort(root net.Listener) *port {
+// newPort splits root. Without TLS a Raft stream starts with raftMarker
+// and everything else is HTTP. With TLS every connection starts with a TLS
+// ClientHello: Raft streams offer the ALPN protocol raftALPN, and each side
+// terminates TLS with its own configuration (Raft requires a node
+// certificate); a plain-text connection then fails the API's handshake.
+func newPort(root net.Listener, t *tlsState) *port {
 	m := cmux.New(root)
 	m.SetReadTimeout(matchTimeout)
-	raftL := m.Match(func(r io.Reader) bool {
-		var b [1]byte
-		n, _ := io.ReadFull(r, b[:])
-		return n == 1 && b[0] == raftMarker
-	})
-	httpL := m.Match(cmux.Any())
 	p := &port{root: root, mux: m, done: make(chan struct{})}
 	// Closing a cmux child listener closes the root; the children handed out
 	// only stop accepting, and close() closes the root once, at the end.
-	p.raft = newChildListener(raftL)
-	p.http = newChildListener(httpL)
+	if t == nil {
+		p.raft = newChildListener(m.Match(func(r io.Reader) bool {
+			var b [1]byte
+			n, _ := io.ReadFull(r, b[:])
+			return n == 1 && b[0] == raftMarker
+		}))
+		p.http = newChildListener(m.Match(cmux.Any()))
+		return p
+	}
+	p.raft = tls.NewListener(newChildListener(m.Match(func(r io.Reader) bool {
+		protos, ok := helloALPN(r)
+		return ok && slices.Contains(protos, raftALPN)
+	})), t.raftServer())
+	p.http = tls.NewListener(newChildListener(m.Match(cmux.Any())), t.apiServer())
 	return p
 }
 
@@ -113,6 +126,7 @@ type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	dial      Dialer
+	tls       *tlsState // nil: plain text
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -143,7 +157,13 @@ func (s *streamLayer) Addr() net.Addr { return s.advertise }
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := s.dial(ctx, "tcp", string(address))
+	var c net.Conn
+	var err error
+	if s.tls != nil {
+		c, err = s.tls.dialPeer(ctx, s.dial, string(address), raftALPN)
+	} else {
+		c, err = s.dial(ctx, "tcp", string(address))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -10,12 +10,15 @@ package clustertest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,21 +29,36 @@ import (
 
 	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
 	"github.com/raftlock/raftlock/cluster"
+	"github.com/raftlock/raftlock/cluster/certs"
 )
 
-// Option changes the configuration of every node of a cluster.
-type Option func(*cluster.Config)
+// Option changes how a cluster is started.
+type Option func(*settings)
+
+type settings struct {
+	configs []func(*cluster.Config)
+	tls     bool
+}
 
 // WithConfig applies fn to each node's configuration before it starts.
-func WithConfig(fn func(*cluster.Config)) Option { return Option(fn) }
+func WithConfig(fn func(*cluster.Config)) Option {
+	return func(s *settings) { s.configs = append(s.configs, fn) }
+}
+
+// WithTLS turns TLS on: a development CA, one node certificate for
+// 127.0.0.1 and localhost shared by all nodes, and a client certificate the
+// cluster's API clients present.
+func WithTLS() Option { return func(s *settings) { s.tls = true } }
 
 // Cluster is a set of in-process nodes.
 type Cluster struct {
-	t       testing.TB
-	net     *Network
-	members []*member
-	opts    []Option
-	logOut  *testWriter
+	t        testing.TB
+	net      *Network
+	members  []*member
+	settings settings
+	logOut   *testWriter
+	// CertDir holds ca.crt, node.crt/key and client.crt/key with WithTLS.
+	CertDir string
 }
 
 type member struct {
@@ -52,7 +70,16 @@ type member struct {
 // and stops them when the test ends. It does not wait for a leader.
 func New(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, net: NewNetwork(), opts: opts, logOut: &testWriter{t: t}}
+	c := &Cluster{t: t, net: NewNetwork(), logOut: &testWriter{t: t}}
+	for _, o := range opts {
+		o(&c.settings)
+	}
+	if c.settings.tls {
+		c.CertDir = t.TempDir()
+		if err := certs.DevSet(c.CertDir, []string{"127.0.0.1", "localhost"}, 24*time.Hour); err != nil {
+			t.Fatalf("certificates: %v", err)
+		}
+	}
 	lns := make([]net.Listener, n)
 	var peers []cluster.Peer
 	for i := range n {
@@ -93,8 +120,11 @@ func (c *Cluster) start(m *member, ln net.Listener, extra func(*cluster.Config))
 	cfg.ID, cfg.Advertise, cfg.DataDir, cfg.Listener = m.id, m.addr, m.dir, ln
 	cfg.Logger = slog.New(slog.NewTextHandler(c.logOut, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test_node", m.id)
 	cfg.Dialer = c.net.Dialer(m.addr)
-	for _, o := range c.opts {
-		o(&cfg)
+	if c.settings.tls {
+		cfg.TLS = &cluster.TLS{CertFile: filepath.Join(c.CertDir, "node.crt"), KeyFile: filepath.Join(c.CertDir, "node.key"), CAFile: filepath.Join(c.CertDir, "ca.crt")}
+	}
+	for _, fn := range c.settings.configs {
+		fn(&cfg)
 	}
 	if extra != nil {
 		extra(&cfg)
@@ -289,18 +319,51 @@ func HTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{Protocols: p}}
 }
 
+// ClientTLS returns the TLS configuration of the cluster's API clients
+// (trusting the CA, presenting the client certificate), or nil without
+// TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if !c.settings.tls {
+		return nil
+	}
+	pem, err := os.ReadFile(filepath.Join(c.CertDir, "ca.crt"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(c.CertDir, "client.crt"), filepath.Join(c.CertDir, "client.key"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+}
+
+// APIClient returns the HTTP client and base URL for node i's API.
+func (c *Cluster) APIClient(i int) (*http.Client, string) {
+	if !c.settings.tls {
+		return HTTPClient(), "http://" + c.members[i].addr
+	}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: p, TLSClientConfig: c.ClientTLS()}}, "https://" + c.members[i].addr
+}
+
 // LockClient returns a raftlock.v1 LockService client for node i (gRPC
-// over h2c unless other options are given).
+// unless other options are given).
 func (c *Cluster) LockClient(i int, opts ...connect.ClientOption) raftlockv1connect.LockServiceClient {
 	if len(opts) == 0 {
 		opts = []connect.ClientOption{connect.WithGRPC()}
 	}
-	return raftlockv1connect.NewLockServiceClient(HTTPClient(), "http://"+c.members[i].addr, opts...)
+	hc, base := c.APIClient(i)
+	return raftlockv1connect.NewLockServiceClient(hc, base, opts...)
 }
 
 // ClusterClient returns a raftlock.v1 ClusterService client for node i.
 func (c *Cluster) ClusterClient(i int) raftlockv1connect.ClusterServiceClient {
-	return raftlockv1connect.NewClusterServiceClient(HTTPClient(), "http://"+c.members[i].addr, connect.WithGRPC())
+	hc, base := c.APIClient(i)
+	return raftlockv1connect.NewClusterServiceClient(hc, base, connect.WithGRPC())
 }
 
 // testWriter sends node logs to t.Log, so they show only when a test
