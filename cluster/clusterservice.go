@@ -63,9 +63,14 @@ func (s *clusterService) leaderAddr(h interface{ Get(string) string }) (string, 
 	return addr, nil
 }
 
+// forwarded copies a call for the leader. The leader sees this node's
+// certificate (with TLS), and the caller's token, if any, goes along.
 func forwarded[T any](req *connect.Request[T]) *connect.Request[T] {
 	fwd := connect.NewRequest(req.Msg)
 	fwd.Header().Set(forwardedHeader, "1")
+	if a := req.Header().Get("Authorization"); a != "" {
+		fwd.Header().Set("Authorization", a)
+	}
 	return fwd
 }
 

@@ -122,6 +122,13 @@ type Config struct {
 	// TLS between nodes.
 	TLS *TLS
 
+	// AuthTokens is the path of a TokenFile. When set, every API call needs
+	// a bearer token from it (or a node certificate) and is limited to the
+	// token's verbs and key prefixes. Requires TLS: tokens must not cross
+	// the network in clear, and the node-to-node API must be closed to
+	// anyone without a node certificate.
+	AuthTokens string
+
 	// Debug serves /debug/state (applied index and a hash of the lock
 	// table, for comparing replicas) and /debug/pprof. Off by default.
 	Debug bool
@@ -223,6 +230,9 @@ func (c Config) Validate() error {
 		if err := c.TLS.validate(); err != nil {
 			return bad("%v", err)
 		}
+	}
+	if c.AuthTokens != "" && c.TLS == nil {
+		return bad("--auth-tokens needs TLS (--tls-cert, --tls-key, --tls-ca)")
 	}
 	switch c.UnsafeBug {
 	case "", BugFencing, BugWallClock:

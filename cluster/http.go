@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -40,9 +41,13 @@ func (n *Node) newHTTPServer() *http.Server {
 		connect.WithCompressMinBytes(4 << 10),
 		connect.WithInterceptors(n.met.interceptor()),
 	}
+	apiOpts := opts
+	if n.auth != nil {
+		apiOpts = append(slices.Clone(opts), connect.WithInterceptors(n.authInterceptor()))
+	}
 	mux := http.NewServeMux()
-	mux.Handle(raftlockv1connect.NewLockServiceHandler(&lockService{n}, opts...))
-	mux.Handle(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, opts...))
+	mux.Handle(raftlockv1connect.NewLockServiceHandler(&lockService{n}, apiOpts...))
+	mux.Handle(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, apiOpts...))
 	mux.Handle(n.peersOnly(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...)))
 	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
 	reflector := grpcreflect.NewStaticReflector(raftlockv1connect.LockServiceName, raftlockv1connect.ClusterServiceName, grpchealth.HealthV1ServiceName)
@@ -61,13 +66,16 @@ func (n *Node) newHTTPServer() *http.Server {
 		protocols.SetHTTP2(true)
 	}
 	return &http.Server{
-		Handler:           n.withLeaderHeader(mux),
+		Handler:           n.withLeaderHeader(n.withPrincipal(mux)),
 		Protocols:         protocols,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelDebug),
+		// Request bodies are small and read at once; a client that trickles
+		// one is cut off. No write timeout: an Acquire may wait up to an hour.
+		ReadTimeout:    30 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelDebug),
 	}
 }
 

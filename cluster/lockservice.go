@@ -94,7 +94,7 @@ func (s *lockService) ReleaseAll(ctx context.Context, req *connect.Request[raftl
 	if err != nil {
 		return nil, connectError(err)
 	}
-	r, err := s.n.propose(ctx, &fsm.Command{Op: fsm.OpReleaseAll, Owner: m.OwnerId, RequestID: rid})
+	r, err := s.n.propose(ctx, &fsm.Command{Op: fsm.OpReleaseAll, Owner: m.OwnerId, RequestID: rid, Keys: releaseAllPrefixes(ctx)})
 	if err == nil {
 		err = resultError(r)
 	}

@@ -34,7 +34,8 @@ type Node struct {
 	store *raftboltdb.BoltStore
 	trans *raft.NetworkTransport
 	port  *port
-	tls   *tlsState // nil without TLS
+	tls   *tlsState   // nil without TLS
+	auth  *authorizer // nil without --auth-tokens
 	srv   *http.Server
 	peers *peers
 	hub   *hub
@@ -100,6 +101,12 @@ func Start(cfg Config) (n *Node, err error) {
 	}
 	if cfg.TLS != nil {
 		if n.tls, err = newTLSState(*cfg.TLS); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+	}
+	if cfg.AuthTokens != "" {
+		if n.auth, err = newAuthorizer(cfg.AuthTokens); err != nil {
 			_ = ln.Close()
 			return nil, err
 		}
@@ -196,17 +203,25 @@ func hclogFor(l *slog.Logger) hclog.Logger {
 	return hclog.FromStandardLogger(std, &hclog.LoggerOptions{Name: "raft", Level: hclog.Info})
 }
 
-// ReloadTLS reads the TLS certificate, key and CA files again (SIGHUP). On
-// an error the node keeps the material it has.
-func (n *Node) ReloadTLS() error {
-	if n.tls == nil {
-		return nil
+// Reload reads the TLS certificate, key and CA files and the token file
+// again (SIGHUP). On an error the node keeps what it has.
+func (n *Node) Reload() error {
+	var errs []error
+	if n.tls != nil {
+		if err := n.tls.reload(); err != nil {
+			errs = append(errs, err)
+		} else {
+			n.log.Info("TLS material reloaded")
+		}
 	}
-	if err := n.tls.reload(); err != nil {
-		return err
+	if n.auth != nil {
+		if err := n.auth.reload(); err != nil {
+			errs = append(errs, err)
+		} else {
+			n.log.Info("auth tokens reloaded")
+		}
 	}
-	n.log.Info("TLS material reloaded")
-	return nil
+	return errors.Join(errs...)
 }
 
 // ID returns the node's id.

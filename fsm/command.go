@@ -21,7 +21,8 @@ const (
 	// OpRelease frees Keys held by Owner (only if Token is current, when
 	// HasToken).
 	OpRelease Op = 3
-	// OpReleaseAll frees every lock held by Owner.
+	// OpReleaseAll frees every lock held by Owner (with Keys: only keys
+	// that start with one of them).
 	OpReleaseAll Op = 4
 	// OpRefresh resets the deadline of Keys held by Owner.
 	OpRefresh Op = 5
@@ -57,7 +58,8 @@ type Command struct {
 	Op Op
 	// Time is the cluster time in nanoseconds, stamped by the leader.
 	Time int64
-	// Keys names the locks (Acquire, Release, Refresh, ForceRelease).
+	// Keys names the locks (Acquire, Release, Refresh, ForceRelease), or the
+	// key prefixes a ReleaseAll is limited to.
 	Keys []string
 	// Owner is the owner id; empty means anonymous.
 	Owner string

@@ -3,6 +3,7 @@ package fsm
 import (
 	"cmp"
 	"slices"
+	"strings"
 )
 
 // model is a deliberately naive lock table: slices and full scans, the
@@ -64,9 +65,10 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 		return &Result{}
 	case OpCancelWait:
 		return m.cancel(c.RequestID, events)
-	case OpReleaseAll:
 	default:
-		keys, _ = NormalizeKeys(c.Keys) // the generator makes valid commands only
+		if c.Op != OpReleaseAll || len(c.Keys) > 0 {
+			keys, _ = NormalizeKeys(c.Keys) // the generator makes valid commands only
+		}
 	}
 	fp := c.fingerprint(keys)
 	if rec := m.records[c.RequestID]; c.RequestID != "" && rec != nil {
@@ -109,7 +111,11 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 		}
 	case OpReleaseAll, OpForceRelease:
 		for k, l := range m.locks {
-			if (c.Op == OpReleaseAll && l.owner == c.Owner) || (c.Op == OpForceRelease && slices.Contains(keys, k)) {
+			inPrefixes := len(keys) == 0
+			for _, p := range keys {
+				inPrefixes = inPrefixes || strings.HasPrefix(k, p)
+			}
+			if (c.Op == OpReleaseAll && l.owner == c.Owner && inPrefixes) || (c.Op == OpForceRelease && slices.Contains(keys, k)) {
 				delete(m.locks, k)
 				r.Count++
 			}

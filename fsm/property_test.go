@@ -144,6 +144,9 @@ func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, 
 		}
 	case 6:
 		c.Op, c.Keys = OpReleaseAll, nil
+		if rapid.Bool().Draw(rt, "prefixes?") {
+			c.Keys = rapid.SliceOfN(rapid.SampledFrom([]string{"a", "b", "c", "x"}), 1, 2).Draw(rt, "prefixes")
+		}
 	case 7:
 		c.Op, c.Expire = OpRefresh, dur("expire")
 	case 8:

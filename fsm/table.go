@@ -195,15 +195,15 @@ func invalid(format string, args ...any) *Result {
 }
 
 // check validates the fields a command uses and returns its keys normalised.
+// Keys are required when needKeys; otherwise (ReleaseAll's key prefixes)
+// they are optional.
 func check(c *Command, needKeys bool) ([]string, *Result) {
 	var keys []string
-	if needKeys {
+	if needKeys || len(c.Keys) > 0 {
 		var err error
 		if keys, err = NormalizeKeys(c.Keys); err != nil {
 			return nil, invalid("%v", err)
 		}
-	} else if len(c.Keys) > 0 {
-		return nil, invalid("keys: must be empty for %s", c.Op)
 	}
 	if err := ValidateOwner(c.Owner); err != nil {
 		return nil, invalid("owner_id: %v", err)
@@ -545,17 +545,22 @@ func (t *Table) release(c *Command, events *[]Result) *Result {
 	return r
 }
 
+// releaseAll frees every lock of the owner; with Keys, only those whose key
+// starts with one of them (the key prefixes a restricted caller may touch).
 func (t *Table) releaseAll(c *Command, events *[]Result) *Result {
-	if _, bad := check(c, false); bad != nil {
+	prefixes, bad := check(c, false)
+	if bad != nil {
 		return bad
 	}
-	fp := c.fingerprint(nil)
+	fp := c.fingerprint(prefixes)
 	if r := t.remembered(c, fp); r != nil {
 		return r
 	}
 	keys := make([]string, 0, len(t.owners[c.Owner]))
 	for k := range t.owners[c.Owner] {
-		keys = append(keys, k)
+		if len(prefixes) == 0 || slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	r := t.freeKeys(keys, events)

@@ -357,6 +357,13 @@ func TestReleaseAll(t *testing.T) {
 	if s := h.tab.Stats(); s.Locks != 1 {
 		t.Fatalf("locks = %d, want 1", s.Locks)
 	}
+	// Limited to key prefixes (a caller allowed only some prefixes).
+	h.acquire("c", "t1/a", "t1/b", "t2/a", "t3/a")
+	r = h.apply(Command{Op: OpReleaseAll, Owner: "c", Keys: []string{"t1/", "t3/"}})
+	if r.Count != 3 {
+		t.Fatalf("prefix count = %d, want 3", r.Count)
+	}
+	h.wantHolder("t2/a", "c")
 }
 
 // Refresh extends only locks still held by this owner, all or nothing.
@@ -569,7 +576,7 @@ func TestInvalidCommands(t *testing.T) {
 		{"negative wait", Command{Op: OpAcquire, Keys: []string{"a"}, Wait: -1}, "wait_timeout"},
 		{"wait without id", Command{Op: OpAcquire, Keys: []string{"a"}, Wait: time.Second}, "request_id"},
 		{"long request id", Command{Op: OpRelease, Keys: []string{"a"}, RequestID: strings.Repeat("r", MaxRequestIDLen+1)}, "request_id"},
-		{"keys on release all", Command{Op: OpReleaseAll, Keys: []string{"a"}}, "keys"},
+		{"empty prefix on release all", Command{Op: OpReleaseAll, Keys: []string{""}}, "keys[0]"},
 		{"cancel without id", Command{Op: OpCancelWait}, "request_id"},
 	}
 	for _, tc := range cases {

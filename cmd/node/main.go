@@ -112,8 +112,8 @@ func run(args []string, stderr io.Writer) error {
 	for {
 		select {
 		case <-hup:
-			if err := n.ReloadTLS(); err != nil {
-				logger.Error("TLS reload failed; keeping the old certificates", "err", err)
+			if err := n.Reload(); err != nil {
+				logger.Error("reload failed; keeping the old certificates and tokens", "err", err)
 			}
 			continue
 		case <-ctx.Done():
