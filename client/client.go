@@ -208,7 +208,7 @@ func (c *Client) call(ctx context.Context, op string, extra time.Duration, do at
 		aerr := attemptError(err, timedOut)
 		if !errors.Is(aerr, errRetry) {
 			c.route.succeeded(addr, hint) // the node answered
-			return fmt.Errorf("%s: %w", op, aerr)
+			return aerr                   // the server's own words, not prefixed
 		}
 		last = aerr
 		redirected := c.route.failed(addr, hint)

@@ -326,7 +326,7 @@ func (l *Lock) fail(err error) {
 	l.c.mu.Lock()
 	delete(l.c.locks, l)
 	l.c.mu.Unlock()
-	if errors.Is(err, ErrLockLost) {
+	if errors.Is(err, ErrLockLost) && !errors.Is(err, ErrClosed) {
 		l.c.log.Warn("lock lost", "keys", l.keys, "owner", l.owner, "token", l.token, "err", err)
 	}
 }
