@@ -176,14 +176,16 @@ func (c *Client) call(ctx context.Context, op string, extra time.Duration, do at
 	var last error // the last retryable failure
 	backoff := c.cfg.minBackoff
 	followed := false // the previous attempt followed a fresh leader hint
+	bg := ctx.Value(backgroundKey{}) != nil
 	for n := 0; ; n++ {
-		if c.isClosed() {
+		if !bg && c.isClosed() {
 			return ErrClosed
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", op, endError(ctx, last))
 		}
 		addr := c.route.pick()
+		wasDown := c.route.isDown(addr)
 		actx, cancel := context.WithTimeout(ctx, c.cfg.attemptTimeout+extra)
 		hdr, err := do(actx, c.stubFor(addr))
 		timedOut := actx.Err() != nil && ctx.Err() == nil
@@ -202,7 +204,16 @@ func (c *Client) call(ctx context.Context, op string, extra time.Duration, do at
 		}
 		if ctx.Err() != nil {
 			// The caller's context ended during the attempt: whatever
-			// error the attempt saw is a consequence of that.
+			// error the attempt saw is a consequence of that. An attempt
+			// that does not wait in a queue and got no answer in all that
+			// time counts as a failure of its endpoint; if the endpoint
+			// had failed before, no leader was reached.
+			if extra == 0 {
+				c.route.failed(addr, hint)
+			}
+			if last == nil && wasDown {
+				last = fmt.Errorf("%s did not answer before the context ended, and had failed before", addr)
+			}
 			return fmt.Errorf("%s: %w", op, endError(ctx, last))
 		}
 		aerr := attemptError(err, timedOut)
@@ -218,15 +229,23 @@ func (c *Client) call(ctx context.Context, op string, extra time.Duration, do at
 			continue // a fresh leader hint: go there at once
 		}
 		followed = false
-		if err := c.sleep(ctx, jitter(backoff)); err != nil {
+		done := c.done
+		if bg {
+			done = nil // background cleanups outlive Close, within their own timeout
+		}
+		if err := sleep(ctx, done, jitter(backoff)); err != nil {
 			return fmt.Errorf("%s: %w", op, endError(ctx, last))
 		}
 		backoff = min(2*backoff, c.cfg.maxBackoff)
 	}
 }
 
-// sleep waits d or until ctx ends or the client closes.
-func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+// backgroundKey marks the context of a background cleanup, which goes on
+// after Close.
+type backgroundKey struct{}
+
+// sleep waits d or until ctx ends or done closes.
+func sleep(ctx context.Context, done <-chan struct{}, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -234,7 +253,7 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-c.done:
+	case <-done:
 		return ErrClosed
 	}
 }
@@ -263,12 +282,13 @@ type router struct {
 	mu     sync.Mutex
 	addrs  []string
 	known  map[string]bool
+	down   map[string]bool // failed at the last attempt
 	leader string
 	next   int
 }
 
 func newRouter(addrs []string) *router {
-	r := &router{known: map[string]bool{}}
+	r := &router{known: map[string]bool{}, down: map[string]bool{}}
 	for _, a := range addrs {
 		r.add(a)
 	}
@@ -297,10 +317,18 @@ func (r *router) leaderAddr() string {
 	return r.leader
 }
 
+// isDown reports whether the last attempt at addr failed.
+func (r *router) isDown(addr string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.down[addr]
+}
+
 // succeeded records an answer from addr, which named hint as the leader.
 func (r *router) succeeded(addr, hint string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.down, addr)
 	if hint != "" {
 		r.add(hint)
 		r.leader = hint
@@ -330,6 +358,7 @@ func (r *router) learn(leader string, members []string) {
 func (r *router) failed(addr, hint string) (redirected bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.down[addr] = true
 	if hint != "" && hint != addr {
 		r.add(hint)
 		redirected = r.leader != hint

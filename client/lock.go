@@ -467,7 +467,7 @@ func (c *Client) held(owner, key string, token uint64) bool {
 // releases what it granted.
 func (c *Client) abandon(rid string) {
 	c.background(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.cleanupTimeout)
+		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), backgroundKey{}, true), c.cfg.cleanupTimeout)
 		defer cancel()
 		// An attempt may still be on its way to the leader when the first
 		// cancel lands, and the cluster keeps no trace of a cancel for an
@@ -485,7 +485,7 @@ func (c *Client) abandon(rid string) {
 				c.releaseGrant(ctx, out)
 				return
 			case raftlockv1.RequestState_REQUEST_STATE_UNSPECIFIED:
-				if try >= 3 || c.sleep(ctx, pause) != nil {
+				if try >= 3 || sleep(ctx, nil, pause) != nil {
 					return
 				}
 				pause *= 2
@@ -521,7 +521,7 @@ func (c *Client) releaseGrant(ctx context.Context, out *raftlockv1.RequestOutcom
 // timeout.
 func (c *Client) releaseInBackground(keys []string, tokens []uint64, owner string) {
 	c.background(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.cleanupTimeout)
+		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), backgroundKey{}, true), c.cfg.cleanupTimeout)
 		defer cancel()
 		for token, ks := range groupByToken(keys, tokens) {
 			if err := c.releaseToken(ctx, ks, owner, token); err != nil && !errors.Is(err, ErrNotHeld) {
