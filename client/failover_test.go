@@ -165,8 +165,9 @@ func TestKillLeaderWhileExecuteRuns(t *testing.T) {
 			return true
 		default:
 		}
-		// A refresh sent after the kill puts the deadline past this.
-		return l.Deadline().After(killed.Add(expire - 2*time.Second))
+		// Only a refresh sent after the kill puts the deadline past this
+		// (deadline = send + expire - margin, margin = 1 s + 0.1%).
+		return l.Deadline().After(killed.Add(expire - client.DefaultSafetyMargin - expire/1000))
 	})
 	close(finish)
 	err := <-execErr
@@ -373,7 +374,7 @@ func TestAllEndpointsDown(t *testing.T) {
 			c.Close()
 		}
 	})
-	cl := newClient(t, []string{refusedAddr, hole.Addr().String()}, client.WithAttemptTimeout(time.Minute))
+	cl := newClient(t, []string{refusedAddr, hole.Addr().String()}, client.WithAttemptTimeout(time.Minute), client.WithCleanupTimeout(time.Second))
 	for _, call := range []struct {
 		name string
 		do   func(context.Context) error
