@@ -14,18 +14,18 @@ import (
 // LockInfo describes a held key, as Get and List report it.
 type LockInfo struct {
 	// Key is the locked key.
-	Key string `json:"key"`
+	Key string
 	// Owner holds the key; "" for an anonymous lock.
-	Owner string `json:"owner"`
+	Owner string
 	// Token is the fencing token of the grant.
-	Token uint64 `json:"token"`
+	Token uint64
 	// Expires is false for a lock that never expires.
-	Expires bool `json:"expires"`
+	Expires bool
 	// ExpiresIn is the time left before the lock expires, in cluster time,
 	// as of the read; zero when Expires is false.
-	ExpiresIn time.Duration `json:"expires_in"`
+	ExpiresIn time.Duration
 	// Waiters is how many Acquire calls wait in the key's queue.
-	Waiters int `json:"waiters"`
+	Waiters int
 }
 
 func lockInfo(lk *raftlockv1.Lock) LockInfo {
@@ -56,6 +56,18 @@ func (c *Client) Release(ctx context.Context, keys []string, owner string) (bool
 		return r.Header(), nil
 	})
 	return released, err
+}
+
+// ReleaseWithToken frees keys held by owner only if each still carries
+// fencing token token (all or nothing), so a late or repeated release can
+// never free a newer holder's lock. It fails with ErrNotHeld otherwise.
+// Lock.Release does this for a lock this process acquired; this form is
+// for a token kept elsewhere (lockctl release --token).
+func (c *Client) ReleaseWithToken(ctx context.Context, keys []string, owner string, token uint64) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	return c.releaseToken(ctx, keys, owner, token)
 }
 
 // ReleaseAll frees every lock held by owner (the empty owner: every
