@@ -366,3 +366,46 @@ func TestMultiKeyAndDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A grant that arrives after the deadline counted from the send (a long
+// wait with a short time to live) is refreshed before Acquire returns, so
+// the caller never gets a lock whose deadline already passed.
+func TestLateGrantIsRefreshed(t *testing.T) {
+	c := clustertest.New(t, 1)
+	ctx := testCtx(t)
+	cl := newClient(t, c.Addrs())
+	holder, err := cl.Acquire(ctx, []string{"k"}, client.WithOwner("holder"), client.WithExpire(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const expire = 1500 * time.Millisecond // deadline = send + 1 s
+	sent := time.Now()
+	got := make(chan *client.Lock, 1)
+	go func() {
+		l, err := cl.Acquire(ctx, []string{"k"}, client.WithOwner("late"), client.WithExpire(expire), client.WithWait(20*time.Second))
+		if err != nil {
+			t.Errorf("late acquire: %v", err)
+		}
+		got <- l
+	}()
+	waitFor(t, 10*time.Second, "the acquire to wait past its first deadline", func() bool {
+		li, err := cl.Get(ctx, "k")
+		return err == nil && li != nil && li.Waiters == 1 && time.Since(sent) > expire
+	})
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := <-got
+	if l == nil {
+		t.FailNow()
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("the late grant is already lost: %v", err)
+	}
+	if !l.Deadline().After(sent.Add(expire)) {
+		t.Fatalf("deadline %v was not moved past the first send's", l.Deadline())
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -265,7 +265,6 @@ func (c *Client) newLock(ctx context.Context, resp *raftlockv1.AcquireResponse, 
 	l.ttl = ttlOf(resp.Locks)
 	if l.ttl > 0 {
 		l.deadline = sent.Add(l.ttl - c.margin(l.ttl))
-		l.timer = time.AfterFunc(time.Until(l.deadline), l.checkDeadline)
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -278,12 +277,16 @@ func (c *Client) newLock(ctx context.Context, resp *raftlockv1.AcquireResponse, 
 
 	if l.ttl > 0 && !time.Now().Before(l.deadline) {
 		// A long wait used up the deadline counted from the send: refresh
-		// once, to count from now.
+		// once, to count from now (extend arms the deadline timer).
 		if err := l.refresh(ctx); err != nil {
 			l.fail(fmt.Errorf("%w: %w", ErrLockLost, err))
 			c.releaseInBackground(l.keys, l.tokens, l.owner)
 			return nil, fmt.Errorf("acquire: granted too late to be used, and the refresh failed: %w", err)
 		}
+	} else if l.ttl > 0 {
+		l.mu.Lock()
+		l.timer = time.AfterFunc(time.Until(l.deadline), l.checkDeadline)
+		l.mu.Unlock()
 	}
 	if o.autoRefresh && l.ttl > 0 {
 		c.background(l.keep)
