@@ -18,7 +18,7 @@ var (
 	ErrLockHeld = errors.New("lock held by another owner")
 	// ErrWaitTimeout: the Acquire waited for its whole wait timeout without
 	// being granted and holds nothing. Its text is fixed by the API.
-	ErrWaitTimeout = errors.New("Timed-out acquiring lock.") //nolint:staticcheck // the message is part of the API contract
+	ErrWaitTimeout = errors.New("Timed-out acquiring lock.")
 	// ErrLockLost: a lock can no longer be guaranteed. Its conservative
 	// deadline passed without a successful refresh, or a refresh found it
 	// no longer held. Execute returns it when the lock was lost while fn

@@ -213,7 +213,9 @@ type Status struct {
 
 // Member is a node of the cluster.
 type Member struct {
-	ID      string `json:"id"`
+	// ID is the node's id (its --id).
+	ID string `json:"id"`
+	// Address is the node's advertised host:port.
 	Address string `json:"address"`
 	// Voter is false for a non-voting member.
 	Voter bool `json:"voter"`
