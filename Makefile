@@ -34,3 +34,11 @@ generate: ## Regenerate api/gen from the .proto files (offline, pinned tools)
 checkgenerate: generate ## Fail if regenerating changes api/gen
 	@git diff --exit-code -- api/gen || (echo "api/gen is stale: run make generate and commit"; exit 1)
 	@test -z "$$(git status --porcelain -- api/gen)" || (echo "api/gen has untracked files: run make generate and commit"; git status --porcelain -- api/gen; exit 1)
+
+.PHONY: test-client
+test-client: ## Run the Go client and lockctl tests with the race detector
+	$(GO) test -race ./client/... ./cmd/lockctl/...
+
+.PHONY: lockctl
+lockctl: ## Build the lockctl command line into ./bin
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/lockctl
