@@ -77,7 +77,7 @@ func New(endpoints []string, opts ...Option) (*Client, error) {
 		addrs = append(addrs, addr)
 	}
 	if cfg.httpClient == nil {
-		cfg.httpClient = defaultHTTPClient(cfg.protocol)
+		cfg.httpClient = defaultHTTPClient(cfg.protocol, scheme)
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 )
@@ -57,7 +58,10 @@ func (c *Client) Execute(ctx context.Context, keys []string, fn func(ctx context
 
 	panicked := true
 	defer func() {
-		lost := l.Err() // set only if the lock was lost: Release has not run yet
+		var lost error // the lock was lost while fn ran (not released by fn itself)
+		if lerr := l.Err(); errors.Is(lerr, ErrLockLost) {
+			lost = lerr
+		}
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.cleanupTimeout)
 		if rerr := l.Release(rctx); rerr != nil && lost == nil {
 			c.log.Warn("execute: release failed; the lock lasts until it expires", "keys", l.keys, "owner", l.owner, "err", rerr)

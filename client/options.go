@@ -143,12 +143,17 @@ func WithCleanupTimeout(d time.Duration) Option { return func(c *config) { c.cle
 
 // defaultHTTPClient returns the HTTP client a Client uses unless given
 // one: h2c only for gRPC and Connect binary (so gRPC never falls back to
-// HTTP/1.1), HTTP/1.1 for Connect JSON.
-func defaultHTTPClient(p Protocol) *http.Client {
+// HTTP/1.1), HTTP/1.1 for Connect JSON; over https, HTTP/2 with TLS (and
+// HTTP/1.1 for Connect JSON).
+func defaultHTTPClient(p Protocol, scheme string) *http.Client {
 	protocols := new(http.Protocols)
-	if p == ProtocolConnectJSON {
+	switch {
+	case scheme == "https":
+		protocols.SetHTTP1(p == ProtocolConnectJSON)
+		protocols.SetHTTP2(true)
+	case p == ProtocolConnectJSON:
 		protocols.SetHTTP1(true)
-	} else {
+	default:
 		protocols.SetUnencryptedHTTP2(true)
 	}
 	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}
