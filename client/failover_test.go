@@ -468,3 +468,60 @@ func TestPartitionClosesDoneBeforeServerExpiry(t *testing.T) {
 		})
 	}
 }
+
+// When a waiting Acquire's connection breaks while the node stays up, the
+// node withdraws the waiter, and a retry with the same request id answers
+// canceled. The client then asks again with a new id and is granted once
+// the key frees: one lock, held by the caller, nothing else queued.
+func TestWithdrawnWaiterIsAskedAgain(t *testing.T) {
+	c := clustertest.New(t, 1)
+	ctx := testCtx(t)
+	rec := newRecorder()
+	cl := newClient(t, c.Addrs(), client.WithHTTPClient(&http.Client{Transport: rec}))
+	other := newClient(t, c.Addrs())
+	holder, err := other.Acquire(ctx, []string{"k"}, client.WithOwner("holder"), client.WithExpire(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() bool {
+		li, err := other.Get(ctx, "k")
+		return err == nil && li != nil && li.Waiters == 1
+	}
+	var acquires atomic.Int32
+	rec.setHook(func(req *http.Request, base http.RoundTripper) (*http.Response, error) {
+		if acquires.Add(1) > 1 {
+			return base.RoundTrip(req)
+		}
+		// The first attempt: break its request once it waits in the queue.
+		rctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		go func() {
+			for !waiting() && rctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+		}()
+		return base.RoundTrip(req.WithContext(rctx))
+	})
+	got := make(chan error, 1)
+	var l *client.Lock
+	go func() {
+		var err error
+		l, err = cl.Acquire(ctx, []string{"k"}, client.WithOwner("w"), client.WithWait(30*time.Second))
+		got <- err
+	}()
+	c.WaitFor("the acquire to be asked again and wait", func() bool { return acquires.Load() >= 3 && waiting() })
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("acquire after the withdrawal: %v", err)
+	}
+	li, err := other.Get(ctx, "k")
+	if err != nil || li == nil || li.Owner != "w" || li.Token != l.Token() || li.Waiters != 0 {
+		t.Fatalf("after the grant: %+v, %v", li, err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
