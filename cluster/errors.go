@@ -56,8 +56,6 @@ func outcomeMessage(code fsm.Code, key, msg string) string {
 		return fmt.Sprintf("lock on key %q is not held by this owner (or the fencing token is no longer current)", key)
 	case fsm.CodeCancelled:
 		return "the acquire was cancelled before it was granted"
-	case fsm.CodeUnknown:
-		return "request id not remembered"
 	case fsm.CodeInvalid, fsm.CodeExhausted:
 		return msg
 	}
@@ -73,7 +71,6 @@ var outcomeCodes = map[fsm.Code]connect.Code{
 	fsm.CodeCancelled: connect.CodeCanceled,
 	fsm.CodeInvalid:   connect.CodeInvalidArgument,
 	fsm.CodeExhausted: connect.CodeResourceExhausted,
-	fsm.CodeUnknown:   connect.CodeNotFound,
 }
 
 // codeName returns the Connect code name of an outcome ("aborted"), for

@@ -302,8 +302,6 @@ func outcomeProto(r *fsm.Result) *raftlockv1.RequestOutcome {
 		o.State = raftlockv1.RequestState_REQUEST_STATE_SUCCEEDED
 	case fsm.CodeCancelled:
 		o.State = raftlockv1.RequestState_REQUEST_STATE_CANCELLED
-	case fsm.CodeUnknown:
-		return &raftlockv1.RequestOutcome{}
 	default:
 		o.State = raftlockv1.RequestState_REQUEST_STATE_FAILED
 		o.ErrorCode, o.ErrorMessage = codeName(r.Code), outcomeMessage(r.Code, r.Key, r.Msg)

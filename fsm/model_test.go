@@ -72,6 +72,11 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 	}
 	fp := c.fingerprint(keys)
 	if rec := m.records[c.RequestID]; c.RequestID != "" && rec != nil {
+		if rec.res.Op == OpAcquire && rec.res.Code == CodeCancelled && len(rec.res.Keys) == 0 && c.Op == OpAcquire {
+			r := rec.res
+			r.Duplicate = true
+			return &r
+		}
 		if rec.res.Op != c.Op || rec.fp != fp {
 			return &Result{Code: CodeInvalid}
 		}
@@ -233,7 +238,9 @@ func (m *model) cancel(rid string, events *[]Result) *Result {
 		r.Duplicate = true
 		return &r
 	}
-	return &Result{Code: CodeUnknown}
+	m.records[rid] = &mRecord{res: Result{Op: OpAcquire, Code: CodeCancelled, RequestID: rid}, at: m.now}
+	r := m.records[rid].res
+	return &r
 }
 
 // expire ends overdue locks and waits one at a time in (deadline, locks

@@ -28,8 +28,6 @@ const (
 	// CodeExhausted: a queue or table limit was reached; Result.Msg says
 	// which. Nothing changed.
 	CodeExhausted
-	// CodeUnknown: a CancelWait named a request id that is not remembered.
-	CodeUnknown
 )
 
 var codeNames = [...]string{
@@ -41,7 +39,6 @@ var codeNames = [...]string{
 	CodeCancelled: "cancelled",
 	CodeInvalid:   "invalid",
 	CodeExhausted: "exhausted",
-	CodeUnknown:   "unknown",
 }
 
 func (c Code) String() string {

@@ -230,6 +230,11 @@ func (t *Table) remembered(c *Command, fp uint64) *Result {
 	if rec == nil {
 		return nil
 	}
+	if rec.tombstone() && c.Op == OpAcquire {
+		r := rec.result()
+		r.Duplicate = true
+		return &r
+	}
 	if rec.op != c.Op || rec.fp != fp {
 		return invalid("request_id: %v", ErrRequestIDReused)
 	}
@@ -279,6 +284,12 @@ func (t *Table) forgetRequests() {
 		t.ring = t.ring[:n]
 		t.head = 0
 	}
+}
+
+// tombstone reports whether the record is a cancel that came before its
+// Acquire: a cancelled acquire record without keys (a real one has keys).
+func (rec *record) tombstone() bool {
+	return rec.op == OpAcquire && rec.code == CodeCancelled && len(rec.keys) == 0
 }
 
 func (rec *record) result() Result {
@@ -642,7 +653,14 @@ func (t *Table) cancelWait(c *Command, events *[]Result) *Result {
 	}
 	rec := t.records[c.RequestID]
 	if rec == nil {
-		return &Result{Code: CodeUnknown}
+		// The Acquire has not arrived (yet): leave a tombstone, so that if it
+		// arrives after all it is refused as cancelled instead of granted to a
+		// caller that has given up.
+		rec = &record{rid: c.RequestID, op: OpAcquire, code: CodeCancelled}
+		t.records[rec.rid] = rec
+		t.resolve(rec)
+		r := rec.result()
+		return &r
 	}
 	r := rec.result()
 	r.Duplicate = true

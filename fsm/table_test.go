@@ -508,7 +508,14 @@ func TestCancelWait(t *testing.T) {
 	again := h.apply(Command{Op: OpCancelWait, RequestID: "w2"})
 	h.wantCode(again, CodeOK)
 	h.wantHolder("A", "q")
-	h.wantCode(h.apply(Command{Op: OpCancelWait, RequestID: "nope"}), CodeUnknown)
+	// A cancel that overtakes its Acquire leaves a tombstone: the Acquire,
+	// arriving later, is refused as cancelled and takes nothing.
+	h.wantCode(h.apply(Command{Op: OpCancelWait, RequestID: "early"}), CodeCancelled)
+	late := h.acquireWait("early", "z", 0, time.Minute, "free-key")
+	h.wantCode(late, CodeCancelled)
+	h.wantFree("free-key")
+	h.snapshotRoundTrip()
+	h.wantCode(h.acquireWait("early", "z", 0, time.Minute, "free-key"), CodeCancelled)
 }
 
 // ForceRelease frees keys whoever holds them and hands them on.

@@ -310,11 +310,11 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// HTTPClient returns an HTTP client that speaks HTTP/1.1 and h2c, for API
-// clients in tests.
+// HTTPClient returns an HTTP client that speaks h2c (HTTP/2 without TLS),
+// for API clients in tests. (With HTTP/1.1 enabled too, Go's transport would
+// pick HTTP/1.1 for http:// URLs.)
 func HTTPClient() *http.Client {
 	p := new(http.Protocols)
-	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{Protocols: p}}
 }
