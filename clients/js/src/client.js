@@ -62,7 +62,7 @@ export class RaftlockClient {
 
   // ---- keys ----
 
-  toKeys(keys) {
+  #toKeys(keys) {
     const list = Array.isArray(keys) ? keys : [keys];
     if (list.length === 0) throw new RaftlockError(Code.InvalidArgument, 'keys: at least one key is required');
     return list.map((k) => {
@@ -71,13 +71,13 @@ export class RaftlockClient {
     });
   }
 
-  fromKey(k) {
+  #fromKey(k) {
     return this.namespace && k.startsWith(this.namespace) ? k.slice(this.namespace.length) : k;
   }
 
-  lock(l) {
+  #lock(l) {
     return {
-      key: this.fromKey(l.key ?? ''),
+      key: this.#fromKey(l.key ?? ''),
       ownerId: l.ownerId ?? '',
       fencingToken: BigInt(l.fencingToken ?? 0),
       expiresIn: l.expiresIn === undefined ? null : seconds(l.expiresIn),
@@ -86,7 +86,7 @@ export class RaftlockClient {
   }
 
   /** Rewrites a busy error so it names the caller's key, without namespace. */
-  busyError(err, wireKeys) {
+  #busyError(err, wireKeys) {
     if (err.code !== Code.Aborted) return err;
     const m = /^Failed to acquire lock for key (".*")$/s.exec(err.message);
     if (!m) return err;
@@ -97,11 +97,11 @@ export class RaftlockClient {
       key = wireKeys.find((k) => m[1].includes(k)) ?? null;
     }
     if (key === null) return err;
-    const userKey = this.fromKey(key);
+    const userKey = this.#fromKey(key);
     return new RaftlockError(Code.Aborted, busyMessage(userKey), { key: userKey, requestId: err.requestId });
   }
 
-  async call(method, body, o) {
+  async #call(method, body, o) {
     const { msg } = await this.transport.call(LOCK + method, body, o);
     return msg;
   }
@@ -112,7 +112,7 @@ export class RaftlockClient {
    * Takes every key, all or nothing. See index.d.ts.
    */
   async acquire(keys, o = {}) {
-    const wireKeys = this.toKeys(keys);
+    const wireKeys = this.#toKeys(keys);
     const wait = o.waitTimeout ?? 0;
     const body = { keys: wireKeys, ownerId: o.ownerId ?? '' };
     if (o.expire) body.expire = durationJSON(o.expire, 'expire');
@@ -124,12 +124,12 @@ export class RaftlockClient {
       if (wait > 0) body.waitTimeout = durationJSON(Math.max(0.001, (waitUntil - Date.now()) / 1000), 'waitTimeout');
       let retried = false;
       try {
-        const msg = await this.call('Acquire', body, {
+        const msg = await this.#call('Acquire', body, {
           signal: o.signal, extraTime: waitMs, onAttempt: (a) => { retried = a > 0; },
         });
         return {
           fencingToken: BigInt(msg.fencingToken ?? 0),
-          locks: (msg.locks ?? []).map((l) => this.lock(l)),
+          locks: (msg.locks ?? []).map((l) => this.#lock(l)),
           requestId: msg.requestId ?? requestId,
         };
       } catch (e) {
@@ -144,38 +144,38 @@ export class RaftlockClient {
           requestId = randomUUID();
           continue;
         }
-        throw this.busyError(e, wireKeys);
+        throw this.#busyError(e, wireKeys);
       }
     }
   }
 
   /** Frees keys held by ownerId; true if every key was held and is now free. */
   async release(keys, o = {}) {
-    const body = { keys: this.toKeys(keys), ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() };
+    const body = { keys: this.#toKeys(keys), ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() };
     if (o.fencingToken !== undefined && o.fencingToken !== null) body.fencingToken = String(o.fencingToken);
-    const msg = await this.call('Release', body, { signal: o.signal, cleanup: o[CLEANUP] });
+    const msg = await this.#call('Release', body, { signal: o.signal, cleanup: o[CLEANUP] });
     return msg.released === true;
   }
 
   /** Frees every lock of ownerId (the empty owner: every anonymous lock). */
   async releaseAll(o = {}) {
-    const msg = await this.call('ReleaseAll', { ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() }, { signal: o.signal });
+    const msg = await this.#call('ReleaseAll', { ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() }, { signal: o.signal });
     return msg.releasedCount ?? 0;
   }
 
   /** Extends locks ownerId still holds. */
   async refresh(keys, o = {}) {
-    const body = { keys: this.toKeys(keys), ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() };
+    const body = { keys: this.#toKeys(keys), ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() };
     if (o.expire) body.expire = durationJSON(o.expire, 'expire');
-    const msg = await this.call('Refresh', body, { signal: o.signal });
-    return (msg.locks ?? []).map((l) => this.lock(l));
+    const msg = await this.#call('Refresh', body, { signal: o.signal });
+    return (msg.locks ?? []).map((l) => this.#lock(l));
   }
 
   /** Describes one key, or null when it is free (linearizable). */
   async getLock(key, o = {}) {
-    const [k] = this.toKeys([key]);
-    const msg = await this.call('GetLock', { key: k }, { signal: o.signal });
-    return msg.lock ? this.lock(msg.lock) : null;
+    const [k] = this.#toKeys([key]);
+    const msg = await this.#call('GetLock', { key: k }, { signal: o.signal });
+    return msg.lock ? this.#lock(msg.lock) : null;
   }
 
   /** Lists held locks under the namespace, by key prefix and/or owner. */
@@ -184,27 +184,27 @@ export class RaftlockClient {
     if (o.ownerId !== undefined && o.ownerId !== null) Object.assign(body, { ownerId: o.ownerId, ownerFilter: true });
     if (o.limit) body.limit = o.limit;
     if (o.pageToken) body.pageToken = o.pageToken;
-    const msg = await this.call('ListLocks', body, { signal: o.signal });
-    return { locks: (msg.locks ?? []).map((l) => this.lock(l)), nextPageToken: msg.nextPageToken ?? '' };
+    const msg = await this.#call('ListLocks', body, { signal: o.signal });
+    return { locks: (msg.locks ?? []).map((l) => this.#lock(l)), nextPageToken: msg.nextPageToken ?? '' };
   }
 
   /** What became of a request id. */
   async getRequestOutcome(requestId, o = {}) {
-    const msg = await this.call('GetRequestOutcome', { requestId }, { signal: o.signal });
-    return this.outcome(msg.outcome);
+    const msg = await this.#call('GetRequestOutcome', { requestId }, { signal: o.signal });
+    return this.#outcome(msg.outcome);
   }
 
   /** Withdraws a waiting Acquire; returns its outcome afterwards. */
   async cancelAcquire(requestId, o = {}) {
-    const msg = await this.call('CancelAcquire', { requestId }, { signal: o.signal, cleanup: o[CLEANUP] });
-    return this.outcome(msg.outcome);
+    const msg = await this.#call('CancelAcquire', { requestId }, { signal: o.signal, cleanup: o[CLEANUP] });
+    return this.#outcome(msg.outcome);
   }
 
-  outcome(out = {}) {
+  #outcome(out = {}) {
     return {
       state: (out.state ?? 'REQUEST_STATE_UNSPECIFIED').replace(/^REQUEST_STATE_/, '').toLowerCase(),
       kind: out.kind ?? '',
-      keys: (out.keys ?? []).map((k) => this.fromKey(k)),
+      keys: (out.keys ?? []).map((k) => this.#fromKey(k)),
       ownerId: out.ownerId ?? '',
       fencingToken: BigInt(out.fencingToken ?? 0),
       fencingTokens: (out.fencingTokens ?? []).map((t) => BigInt(t)),
@@ -237,7 +237,7 @@ export class RaftlockClient {
       // Definite refusals hold nothing. Anything else (no node answered,
       // the caller aborted) may have left a grant or a waiter behind.
       if (!(e instanceof RaftlockError) || (e.code !== Code.Aborted && e.code !== Code.DeadlineExceeded && e.code !== Code.InvalidArgument)) {
-        await this.abandon(keys, ownerId, requestId);
+        await this.#abandon(keys, ownerId, requestId);
       }
       throw e;
     }
@@ -264,7 +264,7 @@ export class RaftlockClient {
   }
 
   /** Best effort: withdraw a waiter and free whatever ownerId got. */
-  async abandon(keys, ownerId, requestId) {
+  async #abandon(keys, ownerId, requestId) {
     const signal = AbortSignal.timeout(this.transport.retryTimeout);
     await this.cancelAcquire(requestId, { signal, [CLEANUP]: true }).catch(() => {});
     await this.release(keys, { ownerId, signal, [CLEANUP]: true }).catch(() => {});
@@ -368,7 +368,7 @@ class Lease {
    */
   async renewOnce(late) {
     const sentAt = performance.now();
-    const budget = late ? this.client.transport.requestTimeout : Math.max(1, this.validUntil - sentAt);
+    const budget = Math.ceil(late ? this.client.transport.requestTimeout : Math.max(1, this.validUntil - sentAt));
     const signal = AbortSignal.any([this.halt.signal, AbortSignal.timeout(budget)]);
     try {
       await this.client.refresh(this.keys, { ownerId: this.ownerId, expire: this.expireMs / 1000, signal });

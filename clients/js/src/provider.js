@@ -28,7 +28,7 @@ export class RaftlockLockingProvider {
    * (default 60, renewed every expire/3).
    */
   async execute(keys, job, args = {}) {
-    this.check();
+    this.#check();
     return this.client.execute(keys, job, {
       timeout: clampTimeout(args?.timeout), expire: args?.expire, signal: args?.signal,
     });
@@ -41,7 +41,7 @@ export class RaftlockLockingProvider {
    * queue up to timeout seconds (default 5) instead of failing at once.
    */
   async acquire(keys, args = {}) {
-    this.check();
+    this.#check();
     await this.client.acquire(keys, {
       ownerId: args?.ownerId ?? '',
       expire: args?.expire,
@@ -51,13 +51,13 @@ export class RaftlockLockingProvider {
 
   /** Frees keys held by ownerId; true only if every key was held and is now free. */
   async release(keys, args = {}) {
-    this.check();
+    this.#check();
     return this.client.release(keys, { ownerId: args?.ownerId ?? '' });
   }
 
   /** Frees every lock of ownerId (absent: every anonymous lock). */
   async releaseAll(args = {}) {
-    this.check();
+    this.#check();
     await this.client.releaseAll({ ownerId: args?.ownerId ?? '' });
   }
 
@@ -71,7 +71,7 @@ export class RaftlockLockingProvider {
     await this.client.close();
   }
 
-  check() {
+  #check() {
     if (this.closed) throw new Error('raftlock: the locking provider was shut down');
   }
 }

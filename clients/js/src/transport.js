@@ -47,8 +47,8 @@ export class Transport {
       throw new TypeError('raftlock: endpoints must be a non-empty array');
     }
     this.endpoints = [...new Set(endpoints.map(normalizeEndpoint))];
-    this.requestTimeout = requestTimeout;
-    this.retryTimeout = retryTimeout;
+    this.requestTimeout = Math.ceil(requestTimeout);
+    this.retryTimeout = Math.ceil(retryTimeout);
     this.fetch = f ?? globalThis.fetch;
     this.headers = { ...headers };
     this.leader = null; // base URL of the leader the last answer named
@@ -88,7 +88,7 @@ export class Transport {
       if (signal.aborted) throw signal.reason;
       const base = this.leader ?? this.endpoints[this.cursor % this.endpoints.length];
       o.onAttempt?.(attempt);
-      const timeout = Math.max(1, Math.min(this.requestTimeout + extra, giveUpAt - Date.now()));
+      const timeout = Math.ceil(Math.max(1, Math.min(this.requestTimeout + extra, giveUpAt - Date.now())));
       const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(timeout)]);
       let res, text;
       try {
