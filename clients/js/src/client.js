@@ -9,6 +9,9 @@ const LOCK = '/raftlock.v1.LockService/';
 // Marks the internal calls that free what an execute held; they still go
 // out after close().
 const CLEANUP = Symbol('cleanup');
+// Tells execute each request id its acquire uses (a cancelled wait is
+// re-issued under a new one).
+const ON_REQUEST_ID = Symbol('onRequestId');
 
 /** Defaults of RaftlockClient options (times in milliseconds). */
 export const DEFAULTS = Object.freeze({
@@ -116,16 +119,18 @@ export class RaftlockClient {
     const wait = o.waitTimeout ?? 0;
     const body = { keys: wireKeys, ownerId: o.ownerId ?? '' };
     if (o.expire) body.expire = durationJSON(o.expire, 'expire');
-    const waitMs = wait * 1000;
-    const waitUntil = Date.now() + waitMs;
+    if (wait) durationJSON(wait, 'waitTimeout');
+    const waitUntil = Date.now() + wait * 1000;
     let requestId = o.requestId ?? randomUUID();
     for (;;) {
       body.requestId = requestId;
-      if (wait > 0) body.waitTimeout = durationJSON(Math.max(0.001, (waitUntil - Date.now()) / 1000), 'waitTimeout');
+      o[ON_REQUEST_ID]?.(requestId);
+      const leftMs = Math.max(0, waitUntil - Date.now());
+      if (wait > 0) body.waitTimeout = durationJSON(Math.max(0.001, leftMs / 1000), 'waitTimeout');
       let retried = false;
       try {
         const msg = await this.#call('Acquire', body, {
-          signal: o.signal, extraTime: waitMs, onAttempt: (a) => { retried = a > 0; },
+          signal: o.signal, extraTime: leftMs, onAttempt: (a) => { retried = a > 0; },
         });
         return {
           fencingToken: BigInt(msg.fencingToken ?? 0),
@@ -228,11 +233,13 @@ export class RaftlockClient {
     const expire = o.expire ?? EXECUTE_DEFAULTS.expire;
     if (typeof expire !== 'number' || !(expire >= 0)) throw new TypeError('raftlock: expire must be a number of seconds >= 0');
     const ownerId = o.ownerId ?? `execute-${randomUUID()}`;
-    const requestId = randomUUID();
+    let requestId;
     const sentAt = performance.now();
     let granted;
     try {
-      granted = await this.acquire(keys, { ownerId, expire, waitTimeout: timeout, requestId, signal: o.signal });
+      granted = await this.acquire(keys, {
+        ownerId, expire, waitTimeout: timeout, signal: o.signal, [ON_REQUEST_ID]: (id) => { requestId = id; },
+      });
     } catch (e) {
       // Definite refusals hold nothing. Anything else (no node answered,
       // the caller aborted) may have left a grant or a waiter behind.
