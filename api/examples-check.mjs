@@ -21,9 +21,12 @@
 //     rounded up to a whole second.
 //   - requestId "srv-...": the server's own: "srv-" and hex digits.
 // With --print it prints what each example printed instead of checking.
+//
+// It also fails if a method declared in api/raftlock/v1/*.proto has no
+// curl example (the README documents every method of the API).
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -203,7 +206,23 @@ function check(expected, actual, tokens) {
   return diffs;
 }
 
+/** "raftlock.v1.LockService/Acquire" for every rpc of the .proto files. */
+function protoMethods(protoDir) {
+  const methods = [];
+  for (const f of readdirSync(protoDir).filter((n) => n.endsWith('.proto')).sort()) {
+    const text = readFileSync(join(protoDir, f), 'utf8');
+    const pkg = /^package\s+([\w.]+);/m.exec(text)[1];
+    for (const svc of text.matchAll(/^service\s+(\w+)\s*\{([\s\S]*?)^\}/gm)) {
+      for (const rpc of svc[2].matchAll(/^\s*rpc\s+(\w+)\s*\(/gm)) methods.push(`${pkg}.${svc[1]}/${rpc[1]}`);
+    }
+  }
+  return methods;
+}
+
 const examples = extract(readFileSync(readme, 'utf8'));
+const curled = examples.map((e) => e.cmd).join('\n');
+const undocumented = protoMethods(join(dirname(fileURLToPath(import.meta.url)), 'raftlock/v1'))
+  .filter((m) => !curled.includes(`/${m}`));
 const tokens = new Tokens();
 const dir = mkdtempSync(join(tmpdir(), 'raftlock-examples-'));
 const env = { ...process.env, PATH: `${process.env.PATH}:/usr/local/go/bin` };
@@ -231,5 +250,6 @@ try {
 }
 if (!print) {
   console.log(`${examples.length - failed} of ${examples.length} examples of ${readme} passed`);
-  if (failed > 0 || examples.length === 0) process.exit(1);
+  if (undocumented.length > 0) console.log(`FAIL methods without an example: ${undocumented.join(', ')}`);
+  if (failed > 0 || examples.length === 0 || undocumented.length > 0) process.exit(1);
 }
