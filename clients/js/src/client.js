@@ -304,9 +304,9 @@ export function clampTimeout(t) {
  * Lease keeps an execute's locks alive and tells when they can no longer be
  * guaranteed. The client trusts its locks until (time the last successful
  * acquire or refresh was SENT) + expire - margin, by its own monotonic clock
- * (DESIGN.md section 4), margin = max(100 ms, expire / 10). Past that, or
- * as soon as a refresh is refused, the lease is lost and the signal aborts
- * with a LockLostError.
+ * (DESIGN.md section 4), margin = max(100 ms, expire / 10), at most
+ * expire / 3. Past that, or as soon as a refresh is refused, the lease is
+ * lost and the signal aborts with a LockLostError.
  */
 class Lease {
   constructor(client, keys, ownerId, expire, sentAt, parent) {
@@ -314,7 +314,7 @@ class Lease {
     this.keys = keys;
     this.ownerId = ownerId;
     this.expireMs = expire * 1000;
-    this.marginMs = Math.max(100, this.expireMs / 10);
+    this.marginMs = Math.min(Math.max(100, this.expireMs / 10), this.expireMs / 3);
     this.validUntil = expire > 0 ? sentAt + this.expireMs - this.marginMs : Infinity;
     this.ac = new AbortController();
     this.signal = this.ac.signal;
