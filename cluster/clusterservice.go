@@ -152,6 +152,9 @@ func (s *clusterService) TransferLeadership(ctx context.Context, req *connect.Re
 		}
 		f = s.n.raft.LeadershipTransferToServer(srv.ID, srv.Address)
 	} else {
+		if !s.n.hasOtherVoter() {
+			return nil, connectError(ErrNoOtherVoter)
+		}
 		f = s.n.raft.LeadershipTransfer()
 	}
 	if err := f.Error(); err != nil {
@@ -182,4 +185,19 @@ func (n *Node) member(id string) (raft.Server, bool) {
 		}
 	}
 	return raft.Server{}, false
+}
+
+// hasOtherVoter reports whether the latest configuration has a voter other
+// than this node.
+func (n *Node) hasOtherVoter() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return true // let Raft decide
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter && string(srv.ID) != n.cfg.ID {
+			return true
+		}
+	}
+	return false
 }

@@ -26,6 +26,9 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrNotFound: a request id or member that is not known.
 	ErrNotFound = errors.New("not found")
+	// ErrNoOtherVoter: leadership cannot be handed over because the leader
+	// is the only voter.
+	ErrNoOtherVoter = errors.New("no other voter to hand leadership to")
 )
 
 // resultError turns a lock-table outcome into an error, or nil for success
@@ -99,6 +102,8 @@ func connectError(err error) error {
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	case errors.Is(err, ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, ErrNoOtherVoter):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrShuttingDown), errors.Is(err, ErrOutcomeUnknown),
 		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout),

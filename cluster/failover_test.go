@@ -242,3 +242,16 @@ func isUnavailable(err error) bool {
 
 var _ = errors.Is
 var _ = context.Background
+
+// A leader that is the only voter cannot hand leadership over: the caller
+// is told so (failed_precondition), not shown an internal error.
+func TestTransferLeadershipWithoutOtherVoter(t *testing.T) {
+	c := clustertest.New(t, 1)
+	ctx := ctxT(t)
+	_, err := c.ClusterClient(c.Leader()).TransferLeadership(ctx, connect.NewRequest(&raftlockv1.TransferLeadershipRequest{}))
+	wantCode(t, err, connect.CodeFailedPrecondition)
+	tr, err := c.ClusterClient(c.Leader()).TransferLeadership(ctx, connect.NewRequest(&raftlockv1.TransferLeadershipRequest{Id: c.ID(c.Leader())}))
+	if err != nil || tr.Msg.LeaderId != c.ID(c.Leader()) {
+		t.Fatalf("transfer to itself = %v, %v", tr, err)
+	}
+}

@@ -1,0 +1,182 @@
+// Type declarations for @raftlock/locking (hand-written; the package is
+// plain ESM JavaScript with no runtime dependencies, Node.js >= 20.3).
+
+/** Connect code names as they appear in RaftlockError.code, plus "lock_lost". */
+export type ErrorCode =
+  | 'canceled' | 'unknown' | 'invalid_argument' | 'deadline_exceeded' | 'not_found'
+  | 'already_exists' | 'permission_denied' | 'resource_exhausted' | 'failed_precondition'
+  | 'aborted' | 'out_of_range' | 'unimplemented' | 'internal' | 'unavailable' | 'data_loss'
+  | 'unauthenticated' | 'lock_lost';
+
+export declare const Code: Readonly<{
+  Canceled: 'canceled'; Unknown: 'unknown'; InvalidArgument: 'invalid_argument';
+  DeadlineExceeded: 'deadline_exceeded'; NotFound: 'not_found'; AlreadyExists: 'already_exists';
+  PermissionDenied: 'permission_denied'; ResourceExhausted: 'resource_exhausted';
+  FailedPrecondition: 'failed_precondition'; Aborted: 'aborted'; OutOfRange: 'out_of_range';
+  Unimplemented: 'unimplemented'; Internal: 'internal'; Unavailable: 'unavailable';
+  DataLoss: 'data_loss'; Unauthenticated: 'unauthenticated'; LockLost: 'lock_lost';
+}>;
+
+/** "Timed-out acquiring lock." */
+export declare const TIMED_OUT_MESSAGE: string;
+/** `Failed to acquire lock for key "<key>"` */
+export declare function busyMessage(key: string): string;
+
+/**
+ * Every error of the client. `code` is the server's Connect code
+ * ("aborted": a key is busy; "deadline_exceeded": the wait timed out;
+ * "failed_precondition": not held / stale fencing token; "invalid_argument";
+ * "canceled": a waiting acquire was withdrawn; "unavailable": no node
+ * answered, or the outcome is unknown; "resource_exhausted": a limit).
+ */
+export declare class RaftlockError extends Error {
+  constructor(code: ErrorCode | string, message: string, extra?: { requestId?: string; cause?: unknown; key?: string });
+  readonly code: ErrorCode | string;
+  /** The request id of the failed call, when it had one (ask getRequestOutcome). */
+  readonly requestId?: string;
+  /** For "aborted": the busy key, without the namespace. */
+  readonly key?: string;
+}
+
+/** The lease of an execute could no longer be guaranteed (code "lock_lost"). */
+export declare class LockLostError extends RaftlockError {
+  constructor(message: string, extra?: { cause?: unknown });
+}
+
+export interface ClientOptions {
+  /** Nodes to call: "http://host:port" or "host:port". Any node works; the leader is learnt from answers. Default ["http://127.0.0.1:7070"]; a comma-separated string is accepted. */
+  endpoints?: string[] | string;
+  /** Milliseconds one HTTP attempt may take beyond the wait it asks for. Default 5000. */
+  requestTimeout?: number;
+  /** Milliseconds a call keeps retrying (unavailable, network errors), beyond its wait. Default 15000. */
+  retryTimeout?: number;
+  /** Prefix added to every key on the wire and removed from keys in answers. Default "". */
+  namespace?: string;
+  /** fetch implementation. Default globalThis.fetch. */
+  fetch?: typeof fetch;
+  /** Extra request headers (e.g. authorization for a proxy in front of the nodes). */
+  headers?: Record<string, string>;
+}
+
+export interface Lock {
+  key: string;
+  /** "" for an anonymous lock. */
+  ownerId: string;
+  fencingToken: bigint;
+  /** Seconds left in cluster time; null when the lock never expires. */
+  expiresIn: number | null;
+  /** Acquires waiting in this key's queue. */
+  waiters: number;
+}
+
+export interface AcquireResult {
+  /** The highest fencing token among the keys. */
+  fencingToken: bigint;
+  /** One per key, in key order. */
+  locks: Lock[];
+  requestId: string;
+}
+
+export interface RequestOutcome {
+  /** "unspecified" means not remembered (never seen, or aged out after 5 minutes). */
+  state: 'unspecified' | 'pending' | 'succeeded' | 'failed' | 'cancelled';
+  kind: string;
+  keys: string[];
+  ownerId: string;
+  fencingToken: bigint;
+  fencingTokens: bigint[];
+  released: boolean;
+  releasedCount: number;
+  errorCode: string;
+  errorMessage: string;
+}
+
+/** What the job of execute is told about its locks. */
+export interface Lease {
+  keys: string[];
+  /** The owner execute acquired with (unique per call unless given). */
+  ownerId: string;
+  /** Pass this to the resource you protect so it can refuse stale holders. */
+  fencingToken: bigint;
+  locks: Lock[];
+}
+
+export interface CallOptions {
+  /** Ends the call (and its retries) early. */
+  signal?: AbortSignal;
+}
+
+export interface ExecuteOptions extends CallOptions {
+  /** Seconds to wait for the keys. Default 5, at least 1. */
+  timeout?: number;
+  /** Seconds the lease lives without renewal; renewed every expire/3. Default 60; 0: never expires, never renewed. */
+  expire?: number;
+  /** Owner to acquire with. Default: a new unique owner per call. */
+  ownerId?: string;
+}
+
+export declare const DEFAULTS: Readonly<Required<Pick<ClientOptions, 'requestTimeout' | 'retryTimeout' | 'namespace'>> & { endpoints: string[] }>;
+export declare const EXECUTE_DEFAULTS: Readonly<{ timeout: number; expire: number }>;
+
+export declare class RaftlockClient {
+  constructor(options?: ClientOptions);
+  /** Base URL of the leader the last answer named, or null. */
+  readonly leader: string | null;
+  /**
+   * Takes every key, all or nothing. Busy and no waitTimeout: RaftlockError
+   * "aborted" `Failed to acquire lock for key "<key>"`. The wait timed out:
+   * "deadline_exceeded" `Timed-out acquiring lock.`
+   */
+  acquire(keys: string | string[], options?: CallOptions & {
+    ownerId?: string;
+    /** Seconds; absent or 0: never expires. */
+    expire?: number;
+    /** Seconds to wait in the FIFO queue; absent or 0: fail at once. */
+    waitTimeout?: number;
+    /** Default: a new UUID. Given explicitly, a "canceled" answer is returned rather than re-issued. */
+    requestId?: string;
+  }): Promise<AcquireResult>;
+  /** True only if every key was held by ownerId and is now free. With fencingToken: "failed_precondition" unless it is still current. */
+  release(keys: string | string[], options?: CallOptions & { ownerId?: string; fencingToken?: bigint | string | number; requestId?: string }): Promise<boolean>;
+  /** Frees every lock of ownerId (""/absent: every anonymous lock); returns how many. */
+  releaseAll(options?: CallOptions & { ownerId?: string; requestId?: string }): Promise<number>;
+  /** Extends held locks; "failed_precondition" if any is no longer held by ownerId. expire in seconds (absent: each lock's own). */
+  refresh(keys: string | string[], options?: CallOptions & { ownerId?: string; expire?: number; requestId?: string }): Promise<Lock[]>;
+  /** The lock on key, or null when free. Linearizable. */
+  getLock(key: string, options?: CallOptions): Promise<Lock | null>;
+  /** Held locks under the namespace, by key prefix and/or owner, in key order. */
+  listLocks(options?: CallOptions & { prefix?: string; ownerId?: string; limit?: number; pageToken?: string }): Promise<{ locks: Lock[]; nextPageToken: string }>;
+  getRequestOutcome(requestId: string, options?: CallOptions): Promise<RequestOutcome>;
+  /** Withdraws a waiting acquire; a grant that came first stands and is returned. */
+  cancelAcquire(requestId: string, options?: CallOptions): Promise<RequestOutcome>;
+  /**
+   * Runs job holding every key, renewing the lease, releasing in all cases;
+   * resolves with the job's result. The signal aborts (reason: LockLostError)
+   * when the lease can no longer be guaranteed; execute then rejects with
+   * that LockLostError once the job has settled.
+   */
+  execute<T>(keys: string | string[], job: (signal: AbortSignal, lease: Lease) => Promise<T> | T, options?: ExecuteOptions): Promise<T>;
+  /** Aborts running executes' signals, frees their keys, aborts calls in flight, refuses new calls. */
+  close(): Promise<void>;
+}
+
+export interface RaftlockProviderOptions extends ClientOptions {}
+
+/**
+ * The locking-module provider. Framework config: resolve to a module that
+ * exports it as a provider service; id "locking-raftlock".
+ */
+export declare class RaftlockLockingProvider {
+  static identifier: 'locking-raftlock';
+  /** Framework style (container, options), or (options) by hand. Endpoints default to $RAFTLOCK_ENDPOINTS (comma-separated), else http://127.0.0.1:7070. */
+  constructor(container: unknown, options?: RaftlockProviderOptions);
+  constructor(options?: RaftlockProviderOptions);
+  readonly client: RaftlockClient;
+  execute<T>(keys: string | string[], job: (signal: AbortSignal, lease: Lease) => Promise<T> | T, args?: { timeout?: number; expire?: number; signal?: AbortSignal }, sharedContext?: unknown): Promise<T>;
+  acquire(keys: string | string[], args?: { ownerId?: string | null; expire?: number; awaitQueue?: boolean; timeout?: number }, sharedContext?: unknown): Promise<void>;
+  release(keys: string | string[], args?: { ownerId?: string | null }, sharedContext?: unknown): Promise<boolean>;
+  releaseAll(args?: { ownerId?: string | null }, sharedContext?: unknown): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export default RaftlockLockingProvider;

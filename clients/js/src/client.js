@@ -1,0 +1,423 @@
+// RaftlockClient: the raftlock LockService from Node.js, with execute.
+
+import { randomUUID } from 'node:crypto';
+import { Code, LockLostError, RaftlockError, TIMED_OUT_MESSAGE, busyMessage } from './errors.js';
+import { Transport } from './transport.js';
+
+const LOCK = '/raftlock.v1.LockService/';
+
+// Marks the internal calls that free what an execute held; they still go
+// out after close().
+const CLEANUP = Symbol('cleanup');
+// Tells execute each request id its acquire uses (a cancelled wait is
+// re-issued under a new one).
+const ON_REQUEST_ID = Symbol('onRequestId');
+
+/** Defaults of RaftlockClient options (times in milliseconds). */
+export const DEFAULTS = Object.freeze({
+  endpoints: ['http://127.0.0.1:7070'],
+  requestTimeout: 5000,
+  retryTimeout: 15000,
+  namespace: '',
+});
+
+/** Defaults of execute (times in seconds, like the locking module). */
+export const EXECUTE_DEFAULTS = Object.freeze({ timeout: 5, expire: 60 });
+
+/** Most a waiting Acquire may wait (the server's limit), in seconds. */
+export const MAX_WAIT_SECONDS = 3600;
+
+/** Seconds as a google.protobuf.Duration in JSON ("1.5s"). */
+export function durationJSON(seconds, field) {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
+    throw new RaftlockError(Code.InvalidArgument, `${field}: ${seconds} is not a number of seconds >= 0`);
+  }
+  return `${seconds.toFixed(9).replace(/\.?0+$/, '')}s`;
+}
+
+/** "1.5s" to seconds. */
+function seconds(d) {
+  if (typeof d !== 'string' || !d.endsWith('s')) return null;
+  return Number(d.slice(0, -1));
+}
+
+export class RaftlockClient {
+  /**
+   * @param {import('../index.js').ClientOptions} [options]
+   */
+  constructor(options = {}) {
+    const o = { ...DEFAULTS, ...stripUndefined(options) };
+    if (typeof o.endpoints === 'string') o.endpoints = o.endpoints.split(',');
+    for (const f of ['requestTimeout', 'retryTimeout']) {
+      if (typeof o[f] !== 'number' || !(o[f] > 0)) throw new TypeError(`raftlock: ${f} must be a positive number of milliseconds`);
+    }
+    if (typeof o.namespace !== 'string') throw new TypeError('raftlock: namespace must be a string');
+    this.namespace = o.namespace;
+    this.transport = new Transport({
+      endpoints: o.endpoints, requestTimeout: o.requestTimeout, retryTimeout: o.retryTimeout,
+      fetch: o.fetch, headers: o.headers,
+    });
+    this.leases = new Set();
+  }
+
+  /** The base URL of the leader the last answer named, or null. */
+  get leader() { return this.transport.leader; }
+
+  // ---- keys ----
+
+  #toKeys(keys) {
+    const list = Array.isArray(keys) ? keys : [keys];
+    if (list.length === 0) throw new RaftlockError(Code.InvalidArgument, 'keys: at least one key is required');
+    return list.map((k) => {
+      if (typeof k !== 'string') throw new RaftlockError(Code.InvalidArgument, `keys: ${JSON.stringify(k)} is not a string`);
+      return this.namespace + k;
+    });
+  }
+
+  #fromKey(k) {
+    return this.namespace && k.startsWith(this.namespace) ? k.slice(this.namespace.length) : k;
+  }
+
+  #lock(l) {
+    return {
+      key: this.#fromKey(l.key ?? ''),
+      ownerId: l.ownerId ?? '',
+      fencingToken: BigInt(l.fencingToken ?? 0),
+      expiresIn: l.expiresIn === undefined ? null : seconds(l.expiresIn),
+      waiters: l.waiters ?? 0,
+    };
+  }
+
+  /** Rewrites a busy error so it names the caller's key, without namespace. */
+  #busyError(err, wireKeys) {
+    if (err.code !== Code.Aborted) return err;
+    const m = /^Failed to acquire lock for key (".*")$/s.exec(err.message);
+    if (!m) return err;
+    let key = null;
+    try {
+      key = JSON.parse(m[1]);
+    } catch {
+      key = wireKeys.find((k) => m[1].includes(k)) ?? null;
+    }
+    if (key === null) return err;
+    const userKey = this.#fromKey(key);
+    return new RaftlockError(Code.Aborted, busyMessage(userKey), { key: userKey, requestId: err.requestId });
+  }
+
+  async #call(method, body, o) {
+    const { msg } = await this.transport.call(LOCK + method, body, o);
+    return msg;
+  }
+
+  // ---- LockService ----
+
+  /**
+   * Takes every key, all or nothing. See index.d.ts.
+   */
+  async acquire(keys, o = {}) {
+    const wireKeys = this.#toKeys(keys);
+    const wait = o.waitTimeout ?? 0;
+    const body = { keys: wireKeys, ownerId: o.ownerId ?? '' };
+    if (o.expire) body.expire = durationJSON(o.expire, 'expire');
+    if (wait) durationJSON(wait, 'waitTimeout');
+    const waitUntil = Date.now() + wait * 1000;
+    let requestId = o.requestId ?? randomUUID();
+    for (;;) {
+      body.requestId = requestId;
+      o[ON_REQUEST_ID]?.(requestId);
+      const leftMs = Math.max(0, waitUntil - Date.now());
+      if (wait > 0) body.waitTimeout = durationJSON(Math.max(0.001, leftMs / 1000), 'waitTimeout');
+      let retried = false;
+      try {
+        const msg = await this.#call('Acquire', body, {
+          signal: o.signal, extraTime: leftMs, onAttempt: (a) => { retried = a > 0; },
+        });
+        return {
+          fencingToken: BigInt(msg.fencingToken ?? 0),
+          locks: (msg.locks ?? []).map((l) => this.#lock(l)),
+          requestId: msg.requestId ?? requestId,
+        };
+      } catch (e) {
+        if (!(e instanceof RaftlockError)) throw e;
+        e.requestId ??= requestId;
+        // A retry of a waiting Acquire whose first attempt the server saw
+        // cancelled answers canceled: nothing is held, ask again anew.
+        if (e.code === Code.Canceled && retried && o.requestId === undefined) {
+          if (Date.now() >= waitUntil) {
+            throw new RaftlockError(Code.DeadlineExceeded, TIMED_OUT_MESSAGE, { requestId });
+          }
+          requestId = randomUUID();
+          continue;
+        }
+        throw this.#busyError(e, wireKeys);
+      }
+    }
+  }
+
+  /** Frees keys held by ownerId; true if every key was held and is now free. */
+  async release(keys, o = {}) {
+    const body = { keys: this.#toKeys(keys), ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() };
+    if (o.fencingToken !== undefined && o.fencingToken !== null) body.fencingToken = String(o.fencingToken);
+    const msg = await this.#call('Release', body, { signal: o.signal, cleanup: o[CLEANUP] });
+    return msg.released === true;
+  }
+
+  /** Frees every lock of ownerId (the empty owner: every anonymous lock). */
+  async releaseAll(o = {}) {
+    const msg = await this.#call('ReleaseAll', { ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() }, { signal: o.signal });
+    return msg.releasedCount ?? 0;
+  }
+
+  /** Extends locks ownerId still holds. */
+  async refresh(keys, o = {}) {
+    const body = { keys: this.#toKeys(keys), ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() };
+    if (o.expire) body.expire = durationJSON(o.expire, 'expire');
+    const msg = await this.#call('Refresh', body, { signal: o.signal });
+    return (msg.locks ?? []).map((l) => this.#lock(l));
+  }
+
+  /** Describes one key, or null when it is free (linearizable). */
+  async getLock(key, o = {}) {
+    const [k] = this.#toKeys([key]);
+    const msg = await this.#call('GetLock', { key: k }, { signal: o.signal });
+    return msg.lock ? this.#lock(msg.lock) : null;
+  }
+
+  /** Lists held locks under the namespace, by key prefix and/or owner. */
+  async listLocks(o = {}) {
+    const body = { prefix: this.namespace + (o.prefix ?? '') };
+    if (o.ownerId !== undefined && o.ownerId !== null) Object.assign(body, { ownerId: o.ownerId, ownerFilter: true });
+    if (o.limit) body.limit = o.limit;
+    if (o.pageToken) body.pageToken = o.pageToken;
+    const msg = await this.#call('ListLocks', body, { signal: o.signal });
+    return { locks: (msg.locks ?? []).map((l) => this.#lock(l)), nextPageToken: msg.nextPageToken ?? '' };
+  }
+
+  /** What became of a request id. */
+  async getRequestOutcome(requestId, o = {}) {
+    const msg = await this.#call('GetRequestOutcome', { requestId }, { signal: o.signal });
+    return this.#outcome(msg.outcome);
+  }
+
+  /** Withdraws a waiting Acquire; returns its outcome afterwards. */
+  async cancelAcquire(requestId, o = {}) {
+    const msg = await this.#call('CancelAcquire', { requestId }, { signal: o.signal, cleanup: o[CLEANUP] });
+    return this.#outcome(msg.outcome);
+  }
+
+  #outcome(out = {}) {
+    return {
+      state: (out.state ?? 'REQUEST_STATE_UNSPECIFIED').replace(/^REQUEST_STATE_/, '').toLowerCase(),
+      kind: out.kind ?? '',
+      keys: (out.keys ?? []).map((k) => this.#fromKey(k)),
+      ownerId: out.ownerId ?? '',
+      fencingToken: BigInt(out.fencingToken ?? 0),
+      fencingTokens: (out.fencingTokens ?? []).map((t) => BigInt(t)),
+      released: out.released === true,
+      releasedCount: out.releasedCount ?? 0,
+      errorCode: out.errorCode ?? '',
+      errorMessage: out.errorMessage ?? '',
+    };
+  }
+
+  // ---- execute ----
+
+  /**
+   * Runs job while holding every key: acquire with a fresh owner (waiting up
+   * to timeout seconds), renew every expire/3 seconds, release in all cases.
+   * See index.d.ts.
+   */
+  async execute(keys, job, o = {}) {
+    if (typeof job !== 'function') throw new TypeError('raftlock: job must be a function');
+    const timeout = clampTimeout(o.timeout);
+    const expire = o.expire ?? EXECUTE_DEFAULTS.expire;
+    if (typeof expire !== 'number' || !(expire >= 0)) throw new TypeError('raftlock: expire must be a number of seconds >= 0');
+    const ownerId = o.ownerId ?? `execute-${randomUUID()}`;
+    let requestId;
+    const sentAt = performance.now();
+    let granted;
+    try {
+      granted = await this.acquire(keys, {
+        ownerId, expire, waitTimeout: timeout, signal: o.signal, [ON_REQUEST_ID]: (id) => { requestId = id; },
+      });
+    } catch (e) {
+      // Definite refusals hold nothing. Anything else (no node answered,
+      // the caller aborted) may have left a grant or a waiter behind.
+      if (!(e instanceof RaftlockError) || (e.code !== Code.Aborted && e.code !== Code.DeadlineExceeded && e.code !== Code.InvalidArgument)) {
+        await this.#abandon(keys, ownerId, requestId);
+      }
+      throw e;
+    }
+    const lease = new Lease(this, keys, ownerId, expire, sentAt, o.signal);
+    this.leases.add(lease);
+    try {
+      await lease.start();
+      let result, failure, failed = false;
+      try {
+        result = await job(lease.signal, { keys: Array.isArray(keys) ? [...keys] : [keys], ownerId, fencingToken: granted.fencingToken, locks: granted.locks });
+      } catch (e) {
+        failed = true;
+        failure = e;
+      }
+      lease.stop();
+      if (lease.lost) throw lease.lost;
+      if (failed) throw failure;
+      return result;
+    } finally {
+      lease.stop();
+      this.leases.delete(lease);
+      await this.release(keys, { ownerId, [CLEANUP]: true, signal: AbortSignal.timeout(this.transport.retryTimeout) }).catch(() => {});
+    }
+  }
+
+  /** Best effort: withdraw a waiter and free whatever ownerId got. */
+  async #abandon(keys, ownerId, requestId) {
+    const signal = AbortSignal.timeout(this.transport.retryTimeout);
+    await this.cancelAcquire(requestId, { signal, [CLEANUP]: true }).catch(() => {});
+    await this.release(keys, { ownerId, signal, [CLEANUP]: true }).catch(() => {});
+  }
+
+  /**
+   * Stops renewing every running execute (their signals abort), aborts
+   * every call in flight, refuses new ones, and frees the locks the running
+   * executes held (waiting at most one request timeout for that).
+   */
+  async close() {
+    if (this.closing) return this.closing;
+    const leases = [...this.leases];
+    for (const l of leases) l.lose(new LockLostError('raftlock client closed: the lease is no longer renewed'));
+    this.transport.close();
+    const signal = AbortSignal.timeout(this.transport.requestTimeout);
+    this.closing = Promise.allSettled(leases.map((l) => this.release(l.keys, { ownerId: l.ownerId, signal, [CLEANUP]: true })))
+      .then(() => undefined);
+    return this.closing;
+  }
+}
+
+/** The module's rule: timeout in seconds, default 5, at least 1. */
+export function clampTimeout(t) {
+  const v = Math.max(t ?? EXECUTE_DEFAULTS.timeout, 1);
+  return Number.isNaN(v) ? 1 : Math.min(v, MAX_WAIT_SECONDS);
+}
+
+/**
+ * Lease keeps an execute's locks alive and tells when they can no longer be
+ * guaranteed. The client trusts its locks until (time the last successful
+ * acquire or refresh was SENT) + expire - margin, by its own monotonic clock
+ * (DESIGN.md section 4), margin = max(100 ms, expire / 10), at most
+ * expire / 3. Past that, or as soon as a refresh is refused, the lease is
+ * lost and the signal aborts with a LockLostError.
+ */
+class Lease {
+  constructor(client, keys, ownerId, expire, sentAt, parent) {
+    this.client = client;
+    this.keys = keys;
+    this.ownerId = ownerId;
+    this.expireMs = expire * 1000;
+    this.marginMs = Math.min(Math.max(100, this.expireMs / 10), this.expireMs / 3);
+    this.validUntil = expire > 0 ? sentAt + this.expireMs - this.marginMs : Infinity;
+    this.ac = new AbortController();
+    this.signal = this.ac.signal;
+    this.halt = new AbortController(); // ends renewal: on stop and on loss
+    this.stopped = false;
+    this.lost = null;
+    this.timer = null;
+    this.parent = parent;
+    this.onParentAbort = () => this.lose(new LockLostError('execute aborted by the caller', { cause: parent.reason }));
+  }
+
+  /**
+   * Before the job runs. A grant that came late in its lease (a long wait:
+   * the lease counts from when the acquire was sent) is renewed at once, so
+   * the job starts with a full lease or not at all.
+   */
+  async start() {
+    if (this.parent?.aborted) this.onParentAbort();
+    else this.parent?.addEventListener('abort', this.onParentAbort, { once: true });
+    if (this.validUntil !== Infinity && !this.lost) {
+      if (this.validUntil - performance.now() < (2 * this.expireMs) / 3) {
+        await this.renewOnce(true);
+      }
+      if (!this.lost) {
+        this.armTimer();
+        this.loop();
+      }
+    }
+    if (this.lost) throw this.lost;
+  }
+
+  armTimer() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.lose(new LockLostError(
+      `lock on ${describeKeys(this.keys)} may have expired: no refresh succeeded within its lease`)),
+    Math.max(0, this.validUntil - performance.now()));
+  }
+
+  async loop() {
+    const period = this.expireMs / 3;
+    let last = performance.now();
+    for (;;) {
+      try {
+        await sleep(Math.max(0, last + period - performance.now()), this.halt.signal);
+      } catch {
+        return;
+      }
+      last = performance.now();
+      await this.renewOnce(false);
+      if (this.halt.signal.aborted) return;
+      this.armTimer();
+    }
+  }
+
+  /**
+   * One refresh, retried by the transport while the lease lasts (or, when
+   * late is set, for one request timeout).
+   */
+  async renewOnce(late) {
+    const sentAt = performance.now();
+    const budget = Math.ceil(late ? this.client.transport.requestTimeout : Math.max(1, this.validUntil - sentAt));
+    const signal = AbortSignal.any([this.halt.signal, AbortSignal.timeout(budget)]);
+    try {
+      await this.client.refresh(this.keys, { ownerId: this.ownerId, expire: this.expireMs / 1000, signal });
+      if (!this.halt.signal.aborted) this.validUntil = sentAt + this.expireMs - this.marginMs;
+    } catch (e) {
+      if (this.halt.signal.aborted) return;
+      if (late || (e instanceof RaftlockError && e.code === Code.FailedPrecondition)) {
+        this.lose(new LockLostError(`lock on ${describeKeys(this.keys)} was lost: ${e?.message ?? e}`, { cause: e }));
+      }
+      // Otherwise keep trying: the timer ends the lease when its time is up.
+    }
+  }
+
+  lose(err) {
+    if (this.lost || this.stopped) return;
+    this.lost = err;
+    clearTimeout(this.timer);
+    this.halt.abort(err);
+    this.ac.abort(err);
+  }
+
+  stop() {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.parent?.removeEventListener('abort', this.onParentAbort);
+    if (!this.halt.signal.aborted) this.halt.abort(new Error('lease stopped'));
+  }
+}
+
+const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  if (signal.aborted) return reject(signal.reason);
+  const onAbort = () => { clearTimeout(t); reject(signal.reason); };
+  const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+  signal.addEventListener('abort', onAbort, { once: true });
+});
+
+function describeKeys(keys) {
+  const list = Array.isArray(keys) ? keys : [keys];
+  return list.length === 1 ? `key ${JSON.stringify(list[0])}` : `keys ${list.map((k) => JSON.stringify(k)).join(', ')}`;
+}
+
+function stripUndefined(o) {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+}
