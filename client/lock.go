@@ -104,11 +104,11 @@ func (l *Lock) Err() error {
 // the lock is no longer held, Refresh closes Done and returns an error
 // matching ErrLockLost and ErrNotHeld. After Done is closed it returns
 // Err without asking the server.
-func (l *Lock) Refresh(ctx context.Context) error {
+func (l *Lock) Refresh(ctx context.Context, opts ...CallOption) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
-	return l.refresh(ctx)
+	return l.refresh(ctx, callRequestID(opts))
 }
 
 // Release frees the lock's keys, only if they still carry this lock's
@@ -119,7 +119,7 @@ func (l *Lock) Refresh(ctx context.Context) error {
 // the lock had already expired or been taken over. Calling it again after
 // an error retries. Re-entrant acquires are not counted: one Release frees
 // the keys for every handle of the same owner.
-func (l *Lock) Release(ctx context.Context) error {
+func (l *Lock) Release(ctx context.Context, opts ...CallOption) error {
 	l.fail(ErrReleased)
 	l.mu.Lock()
 	done := l.released
@@ -127,8 +127,19 @@ func (l *Lock) Release(ctx context.Context) error {
 	if done {
 		return nil
 	}
-	for token, keys := range groupByToken(l.keys, l.tokens) {
-		if err := l.c.releaseToken(ctx, keys, l.owner, token); err != nil {
+	rid := callRequestID(opts)
+	groups := groupByToken(l.keys, l.tokens)
+	tokens := make([]uint64, 0, len(groups))
+	for token := range groups {
+		tokens = append(tokens, token)
+	}
+	slices.Sort(tokens)
+	for i, token := range tokens {
+		id := rid
+		if i > 0 {
+			id = fmt.Sprintf("%s/%d", rid, i+1)
+		}
+		if err := l.c.releaseToken(ctx, groups[token], l.owner, token, id); err != nil {
 			return err
 		}
 	}
@@ -278,7 +289,7 @@ func (c *Client) newLock(ctx context.Context, resp *raftlockv1.AcquireResponse, 
 	if l.ttl > 0 && !time.Now().Before(l.deadline) {
 		// A long wait used up the deadline counted from the send: refresh
 		// once, to count from now (extend arms the deadline timer).
-		if err := l.refresh(ctx); err != nil {
+		if err := l.refresh(ctx, newID()); err != nil {
 			l.fail(fmt.Errorf("%w: %w", ErrLockLost, err))
 			c.releaseInBackground(l.keys, l.tokens, l.owner)
 			return nil, fmt.Errorf("acquire: granted too late to be used, and the refresh failed: %w", err)
@@ -363,8 +374,8 @@ func (l *Lock) extend(sent time.Time, ttl time.Duration) {
 }
 
 // refresh sends one Refresh (retried with its request id until ctx ends).
-func (l *Lock) refresh(ctx context.Context) error {
-	req := &raftlockv1.RefreshRequest{Keys: l.keys, OwnerId: l.owner, RequestId: newID()}
+func (l *Lock) refresh(ctx context.Context, rid string) error {
+	req := &raftlockv1.RefreshRequest{Keys: l.keys, OwnerId: l.owner, RequestId: rid}
 	if l.expire > 0 {
 		// Always say the time to live: a re-entrant Acquire of the same
 		// owner may have changed the one the server keeps.
@@ -416,7 +427,7 @@ func (l *Lock) keep() {
 			return
 		}
 		ctx, cancel := context.WithDeadline(l.ctx, deadline)
-		err := l.refresh(ctx)
+		err := l.refresh(ctx, newID())
 		cancel()
 		if err == nil {
 			backoff = l.c.cfg.minBackoff
@@ -469,32 +480,22 @@ func (c *Client) held(owner, key string, token uint64) bool {
 // withdraws the request and, if the request was granted after all,
 // releases what it granted.
 func (c *Client) abandon(rid string) {
+	if !c.cfg.abandonCleanup {
+		return
+	}
 	c.background(func() {
 		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), backgroundKey{}, true), c.cfg.cleanupTimeout)
 		defer cancel()
-		// An attempt may still be on its way to the leader when the first
-		// cancel lands, and the cluster keeps no trace of a cancel for an
-		// id it does not know: ask a few more times before concluding
-		// that the request was never applied.
-		pause := 250 * time.Millisecond
-		for try := 0; ; try++ {
-			out, err := c.cancelAcquire(ctx, rid)
-			if err != nil {
-				c.log.Warn("could not withdraw an abandoned acquire; if it was granted it lasts until it expires", "request_id", rid, "err", err)
-				return
-			}
-			switch out.State {
-			case raftlockv1.RequestState_REQUEST_STATE_SUCCEEDED:
-				c.releaseGrant(ctx, out)
-				return
-			case raftlockv1.RequestState_REQUEST_STATE_UNSPECIFIED:
-				if try >= 3 || sleep(ctx, nil, pause) != nil {
-					return
-				}
-				pause *= 2
-			default:
-				return // cancelled or failed: nothing is held
-			}
+		// A cancel that reaches the leader before the Acquire does leaves a
+		// tombstone there, so the Acquire, if it arrives later, is refused:
+		// one answer is final.
+		out, err := c.cancelAcquire(ctx, rid)
+		if err != nil {
+			c.log.Warn("could not withdraw an abandoned acquire; if it was granted it lasts until it expires", "request_id", rid, "err", err)
+			return
+		}
+		if out.State == raftlockv1.RequestState_REQUEST_STATE_SUCCEEDED {
+			c.releaseGrant(ctx, out)
 		}
 	})
 }
@@ -513,7 +514,7 @@ func (c *Client) releaseGrant(ctx context.Context, out *raftlockv1.RequestOutcom
 	if len(keys) == 0 {
 		return
 	}
-	if err := c.releaseToken(ctx, keys, out.OwnerId, out.FencingToken); err != nil && !errors.Is(err, ErrNotHeld) {
+	if err := c.releaseToken(ctx, keys, out.OwnerId, out.FencingToken, newID()); err != nil && !errors.Is(err, ErrNotHeld) {
 		c.log.Warn("could not release the grant of an abandoned acquire; it lasts until it expires", "keys", keys, "err", err)
 		return
 	}
@@ -527,7 +528,7 @@ func (c *Client) releaseInBackground(keys []string, tokens []uint64, owner strin
 		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), backgroundKey{}, true), c.cfg.cleanupTimeout)
 		defer cancel()
 		for token, ks := range groupByToken(keys, tokens) {
-			if err := c.releaseToken(ctx, ks, owner, token); err != nil && !errors.Is(err, ErrNotHeld) {
+			if err := c.releaseToken(ctx, ks, owner, token, newID()); err != nil && !errors.Is(err, ErrNotHeld) {
 				c.log.Warn("background release failed; the lock lasts until it expires", "keys", ks, "err", err)
 			}
 		}
@@ -568,8 +569,8 @@ func (c *Client) cancelAcquire(ctx context.Context, rid string) (*raftlockv1.Req
 }
 
 // releaseToken frees keys held by owner under token, exactly once.
-func (c *Client) releaseToken(ctx context.Context, keys []string, owner string, token uint64) error {
-	req := &raftlockv1.ReleaseRequest{Keys: keys, OwnerId: owner, RequestId: newID(), FencingToken: &token}
+func (c *Client) releaseToken(ctx context.Context, keys []string, owner string, token uint64, rid string) error {
+	req := &raftlockv1.ReleaseRequest{Keys: keys, OwnerId: owner, RequestId: rid, FencingToken: &token}
 	return c.call(ctx, "release", 0, func(actx context.Context, s *stub) (http.Header, error) {
 		r, err := s.lock.Release(actx, connect.NewRequest(req))
 		if err != nil {

@@ -41,11 +41,11 @@ func lockInfo(lk *raftlockv1.Lock) LockInfo {
 // It reports true only if every key was held by owner and is now free.
 // Retries reuse the request id, so the release happens once. Prefer
 // Lock.Release, which also checks the fencing token.
-func (c *Client) Release(ctx context.Context, keys []string, owner string) (bool, error) {
+func (c *Client) Release(ctx context.Context, keys []string, owner string, opts ...CallOption) (bool, error) {
 	if c.isClosed() {
 		return false, ErrClosed
 	}
-	req := &raftlockv1.ReleaseRequest{Keys: keys, OwnerId: owner, RequestId: newID()}
+	req := &raftlockv1.ReleaseRequest{Keys: keys, OwnerId: owner, RequestId: callRequestID(opts)}
 	var released bool
 	err := c.call(ctx, "release", 0, func(actx context.Context, s *stub) (http.Header, error) {
 		r, err := s.lock.Release(actx, connect.NewRequest(req))
@@ -63,21 +63,21 @@ func (c *Client) Release(ctx context.Context, keys []string, owner string) (bool
 // never free a newer holder's lock. It fails with ErrNotHeld otherwise.
 // Lock.Release does this for a lock this process acquired; this form is
 // for a token kept elsewhere (lockctl release --token).
-func (c *Client) ReleaseWithToken(ctx context.Context, keys []string, owner string, token uint64) error {
+func (c *Client) ReleaseWithToken(ctx context.Context, keys []string, owner string, token uint64, opts ...CallOption) error {
 	if c.isClosed() {
 		return ErrClosed
 	}
-	return c.releaseToken(ctx, keys, owner, token)
+	return c.releaseToken(ctx, keys, owner, token, callRequestID(opts))
 }
 
 // ReleaseAll frees every lock held by owner (the empty owner: every
 // anonymous lock) and returns how many it freed. Retries reuse the
 // request id.
-func (c *Client) ReleaseAll(ctx context.Context, owner string) (int, error) {
+func (c *Client) ReleaseAll(ctx context.Context, owner string, opts ...CallOption) (int, error) {
 	if c.isClosed() {
 		return 0, ErrClosed
 	}
-	req := &raftlockv1.ReleaseAllRequest{OwnerId: owner, RequestId: newID()}
+	req := &raftlockv1.ReleaseAllRequest{OwnerId: owner, RequestId: callRequestID(opts)}
 	var n int
 	err := c.call(ctx, "release all", 0, func(actx context.Context, s *stub) (http.Header, error) {
 		r, err := s.lock.ReleaseAll(actx, connect.NewRequest(req))
@@ -93,11 +93,11 @@ func (c *Client) ReleaseAll(ctx context.Context, owner string) (int, error) {
 // ForceRelease frees the keys whoever holds them, and returns how many
 // were held. It is an administrative action: the holders are not told,
 // and learn it at their next refresh.
-func (c *Client) ForceRelease(ctx context.Context, keys []string) (int, error) {
+func (c *Client) ForceRelease(ctx context.Context, keys []string, opts ...CallOption) (int, error) {
 	if c.isClosed() {
 		return 0, ErrClosed
 	}
-	req := &raftlockv1.ForceReleaseRequest{Keys: keys, RequestId: newID()}
+	req := &raftlockv1.ForceReleaseRequest{Keys: keys, RequestId: callRequestID(opts)}
 	var n int
 	err := c.call(ctx, "force release", 0, func(actx context.Context, s *stub) (http.Header, error) {
 		r, err := s.lock.ForceRelease(actx, connect.NewRequest(req))

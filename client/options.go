@@ -69,6 +69,7 @@ type config struct {
 	maxBackoff     time.Duration
 	safetyMargin   time.Duration
 	cleanupTimeout time.Duration
+	abandonCleanup bool
 	logger         *slog.Logger
 }
 
@@ -80,6 +81,7 @@ func defaultConfig() config {
 		maxBackoff:     DefaultMaxBackoff,
 		safetyMargin:   DefaultSafetyMargin,
 		cleanupTimeout: DefaultCleanupTimeout,
+		abandonCleanup: true,
 	}
 }
 
@@ -140,6 +142,12 @@ func WithSafetyMargin(d time.Duration) Option { return func(c *config) { c.safet
 // outcome was unknown when its context ended, and the release Execute
 // does after fn returns. Default: DefaultCleanupTimeout (10 s).
 func WithCleanupTimeout(d time.Duration) Option { return func(c *config) { c.cleanupTimeout = d } }
+
+// WithoutAbandonCleanup turns off the background work that undoes an
+// Acquire whose outcome was unknown when its caller gave up (see Acquire):
+// such a grant then lasts until it expires. The fault suite uses it so that
+// every release in its history is one it made and recorded.
+func WithoutAbandonCleanup() Option { return func(c *config) { c.abandonCleanup = false } }
 
 // defaultHTTPClient returns the HTTP client a Client uses unless given
 // one: h2c only for gRPC and Connect binary (so gRPC never falls back to
@@ -229,3 +237,28 @@ func (o lockOptions) validate() error {
 }
 
 var errNoEndpoints = errors.New("no endpoints")
+
+// CallOption changes one call of Release, ReleaseWithToken, ReleaseAll,
+// ForceRelease, Lock.Refresh or Lock.Release.
+type CallOption func(*callOptions)
+
+type callOptions struct{ requestID string }
+
+// WithCallRequestID gives a mutating call the request id to use (by
+// default a random one), so that its outcome can be looked up later
+// (ClusterService/GetRequestOutcome) or matched against a server's record,
+// as the fault suite does. A Lock.Release that frees keys of several
+// fencing tokens uses id, id+"/2", id+"/3", ...
+func WithCallRequestID(id string) CallOption { return func(o *callOptions) { o.requestID = id } }
+
+// requestID returns the id the options name, or a new one.
+func callRequestID(opts []CallOption) string {
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.requestID != "" {
+		return o.requestID
+	}
+	return newID()
+}
