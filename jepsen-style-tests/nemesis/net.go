@@ -178,3 +178,6 @@ func (f *Firewall) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// CanShape reports whether this firewall's device can be rate-limited.
+func (f *Firewall) CanShape(ctx context.Context) error { return CanShape(ctx, f.dev) }

@@ -1,0 +1,162 @@
+//go:build chaos
+
+// The fault-injection suite. It builds the node binary, starts a cluster of
+// real processes (or reaches the compose cluster), and attacks it while the
+// workload runs. Run it with make chaos, or:
+//
+//	go test -tags chaos -run TestChaos -v -timeout 60m ./jepsen-style-tests/
+//
+// Environment: CHAOS_DURATION (default 10m), CHAOS_SEED (default: from the
+// clock, printed), CHAOS_NEMESES (comma-separated, default all),
+// CHAOS_PROFILE (full: random schedule; ci: every nemesis in turn),
+// CHAOS_NODES (3 or 5), CHAOS_OUT (results directory).
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/raftlock/raftlock/jepsen-style-tests/nemesis"
+	"github.com/raftlock/raftlock/jepsen-style-tests/procs"
+	"github.com/raftlock/raftlock/jepsen-style-tests/runner"
+	"github.com/raftlock/raftlock/jepsen-style-tests/workload"
+)
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// settings reads the run's settings from the environment.
+func settings(t *testing.T) (time.Duration, uint64, string, string, int) {
+	t.Helper()
+	profile := env("CHAOS_PROFILE", "full")
+	defDur := "10m"
+	if profile == "ci" {
+		defDur = "5m"
+	}
+	dur, err := time.ParseDuration(env("CHAOS_DURATION", defDur))
+	if err != nil {
+		t.Fatalf("CHAOS_DURATION: %v", err)
+	}
+	seed := uint64(time.Now().UnixNano() % 1_000_000)
+	if s := os.Getenv("CHAOS_SEED"); s != "" {
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("CHAOS_SEED: %v", err)
+		}
+	}
+	nodes, err := strconv.Atoi(env("CHAOS_NODES", "3"))
+	if err != nil || (nodes != 3 && nodes != 5) {
+		t.Fatalf("CHAOS_NODES must be 3 or 5")
+	}
+	return dur, seed, profile, env("CHAOS_NEMESES", "all"), nodes
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(wd)
+}
+
+func outDir(t *testing.T, name string, seed uint64) string {
+	t.Helper()
+	if d := os.Getenv("CHAOS_OUT"); d != "" {
+		return d
+	}
+	return filepath.Join(moduleRoot(t), "results", fmt.Sprintf("%s-%s-seed%d", name, time.Now().Format("20060102-150405"), seed))
+}
+
+func standardOptions(dur time.Duration, seed uint64, profile string, nems []nemesis.Nemesis, out, replay string, logf func(string, ...any)) runner.Options {
+	return runner.Options{
+		Duration: dur, Seed: seed, Nemeses: nems, Cycle: profile == "ci",
+		FaultMin: 4 * time.Second, FaultMax: 8 * time.Second, Quiet: 3 * time.Second,
+		Workload: workload.Config{Clients: 10, Expire: 3 * time.Second, Wait: time.Second},
+		RecoveryLimit: 30 * time.Second, OutDir: out, Replay: replay, Log: logf,
+	}
+}
+
+// TestChaos runs the suite against real node processes and fails if any
+// invariant of DESIGN.md section 8 is violated.
+func TestChaos(t *testing.T) {
+	dur, seed, profile, names, nodes := settings(t)
+	nems, err := nemesis.Select(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := outDir(t, "chaos", seed)
+	replay := fmt.Sprintf("CHAOS_PROFILE=%s CHAOS_DURATION=%s CHAOS_SEED=%d CHAOS_NEMESES=%s CHAOS_NODES=%d make chaos",
+		profile, dur, seed, names, nodes)
+	t.Logf("results in %s; replay with: %s", out, replay)
+	rep := run(t, out, nodes, nil, standardOptions(dur, seed, profile, nems, out, replay, t.Logf))
+	t.Log("\n" + rep.Summary)
+	if profile == "ci" && len(rep.Skipped) == 0 {
+		ran := map[string]bool{}
+		for _, f := range rep.Timeline {
+			ran[f.Name] = true
+		}
+		for _, n := range nems {
+			if !ran[n.Name] {
+				t.Errorf("the ci profile did not run nemesis %s (duration too short?)", n.Name)
+			}
+		}
+	}
+	if !rep.OK {
+		t.Fatalf("invariants violated; see %s", out)
+	}
+}
+
+// TestSuiteCatchesBrokenBuild runs a short fault run against nodes started
+// with --unsafe-bug fencing (every Acquire answers fencing token 1) and
+// requires the suite to report the fencing violation: a suite that passes
+// a broken build proves nothing.
+func TestSuiteCatchesBrokenBuild(t *testing.T) {
+	seed := uint64(1)
+	nems, err := nemesis.Select("kill-leader,pause-follower")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := outDir(t, "broken-fencing", seed)
+	opts := standardOptions(20*time.Second, seed, "ci", nems, out,
+		"go test -tags chaos -run TestSuiteCatchesBrokenBuild ./jepsen-style-tests/", t.Logf)
+	rep := run(t, out, 3, []string{"--unsafe-bug", "fencing"}, opts)
+	t.Log("\n" + rep.Summary)
+	if rep.OK {
+		t.Fatal("the suite passed a build that hands out the same fencing token every time")
+	}
+	for _, r := range rep.Results {
+		if r.Name == "fencing" && r.OK {
+			t.Fatalf("the fencing checker passed the broken build: %v", r.Problems)
+		}
+	}
+}
+
+func run(t *testing.T, out string, nodes int, extra []string, opts runner.Options) *runner.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opts.Duration+10*time.Minute)
+	defer cancel()
+	bin, err := procs.Build(ctx, moduleRoot(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := runner.NewProcesses(procs.Config{Binary: bin, Nodes: nodes, Dir: filepath.Join(out, "nodes"), ExtraArgs: extra}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rep, err := runner.Run(ctx, b, opts)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return rep
+}
+

@@ -1,0 +1,82 @@
+package runner
+
+import (
+	"github.com/raftlock/raftlock/jepsen-style-tests/history"
+)
+
+// resolve settles the outcome of operations whose clients gave up, from
+// what the replicas committed (their journals): the operation's request id
+// in the log says whether, and with what result, it took effect. An id the
+// log never saw did not take effect.
+func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, stillUnknown int) {
+	type fate struct {
+		code     string
+		tokens   []uint64
+		released bool
+		seen     bool
+	}
+	fates := map[string]*fate{}
+	get := func(rid string) *fate {
+		f := fates[rid]
+		if f == nil {
+			f = &fate{}
+			fates[rid] = f
+		}
+		return f
+	}
+	for _, j := range journals {
+		for _, e := range j {
+			if e.IsRestore() {
+				continue
+			}
+			if e.RequestID != "" && !e.Duplicate {
+				switch e.Op {
+				case "acquire", "release", "refresh":
+					f := get(e.RequestID)
+					f.seen = true
+					if f.code == "" || f.code == "pending" {
+						f.code, f.tokens, f.released = e.Code, e.Tokens, e.Released
+					}
+				case "cancel_wait":
+					f := get(e.RequestID)
+					f.seen = true
+					if f.code == "" || f.code == "pending" {
+						f.code = e.Code // a tombstone, or the waiter withdrawn
+					}
+				}
+			}
+			for _, ev := range e.Events {
+				f := get(ev.RequestID)
+				f.seen = true
+				f.code, f.tokens = ev.Code, ev.Tokens
+			}
+		}
+	}
+	for i := range ops {
+		op := &ops[i]
+		if op.Outcome != history.OutcomeUnknown || op.RequestID == "" {
+			continue
+		}
+		f := fates[op.RequestID]
+		switch {
+		case f == nil || !f.seen:
+			op.Outcome = history.OutcomeFail // never applied
+		case f.code == "pending":
+			stillUnknown++
+			continue
+		case f.code == "ok" && op.Kind == history.KindAcquire:
+			op.Outcome, op.Token = history.OutcomeOK, history.MaxToken(f.tokens)
+		case f.code == "ok" && op.Kind == history.KindRelease:
+			op.Outcome, op.Released = history.OutcomeOK, f.released
+		case f.code == "not_held" && op.Kind == history.KindRelease:
+			op.Outcome, op.Released = history.OutcomeOK, false
+		case f.code == "ok":
+			op.Outcome = history.OutcomeOK
+		default: // busy, timed_out, cancelled, not_held (refresh), invalid
+			op.Outcome = history.OutcomeFail
+		}
+		op.Resolved = true
+		resolved++
+	}
+	return resolved, stillUnknown
+}
