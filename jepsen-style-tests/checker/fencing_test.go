@@ -99,6 +99,12 @@ func TestFencingAcquireOrder(t *testing.T) {
 		b.acquire(3, "c", 50, 60, ok, 7, 100)
 		wantFail(t, Fencing(b.ops, nil), "acquire op 3 (client 3, token 7)", "after acquire op 2 (client 2, token 9)")
 	})
+	t.Run("later acquire got the same token", func(t *testing.T) {
+		var b h
+		b.acquire(1, "a", 0, 10, ok, 5, 100)
+		b.acquire(2, "b", 30, 40, ok, 5, 100)
+		wantFail(t, Fencing(b.ops, nil), "acquire op 2 (client 2, token 5)")
+	})
 	t.Run("resolved acquire after a seen one got a lower token", func(t *testing.T) {
 		var b h
 		b.acquire(1, "a", 0, 10, ok, 5, 100)

@@ -218,6 +218,17 @@ func TestLinearizableCatchesViolations(t *testing.T) {
 			r.Resolved, r.Deadline = true, 0
 			b.read(3, 40, 50, "g", 7)
 		}},
+		{"an expiry seen late does not excuse an early operation", func(b *h) {
+			// g (resolved, unknown time) can only have taken the key after
+			// a's lease ended (>= 100); a's release at 40..50 then said
+			// "not held" while a certainly held it. Ordering the release
+			// after g would put an operation that returned at 50 after an
+			// expiry at >= 100.
+			b.acquire(1, "a", 0, 10, ok, 5, 100)
+			g := b.acquire(2, "g", 20, 30, ok, 7, 100)
+			g.Resolved, g.Deadline = true, 0
+			b.release(1, "a", 40, 50, ok, false, 0)
+		}},
 		{"second acquire while the first is unreleased, never-expiring, and a release is unknown for another owner", func(b *h) {
 			b.acquire(1, "a", 0, 10, ok, 5, 0)
 			b.release(2, "z", 15, 18, unknown, false, 0)

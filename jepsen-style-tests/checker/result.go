@@ -30,7 +30,6 @@ type report struct {
 	name     string
 	problems []string
 	total    int
-	notes    []string // not violations, kept after the problems (e.g. file written)
 	stats    map[string]int
 }
 
@@ -46,17 +45,11 @@ func (r *report) problemf(format string, args ...any) {
 	}
 }
 
-// notef adds an informative line that does not by itself fail the check.
-func (r *report) notef(format string, args ...any) {
-	r.notes = append(r.notes, fmt.Sprintf(format, args...))
-}
-
 func (r *report) result() Result {
 	ps := slices.Clone(r.problems)
 	if r.total > len(r.problems) {
 		ps = append(ps, fmt.Sprintf("... and %d more problems", r.total-len(r.problems)))
 	}
-	ps = append(ps, r.notes...)
 	r.stats["problems"] = r.total
 	return Result{Name: r.name, OK: r.total == 0, Problems: ps, Stats: r.stats}
 }
