@@ -202,6 +202,9 @@ func (c *Client) Acquire(ctx context.Context, keys []string, opts ...LockOption)
 	return c.acquire(ctx, keys, o)
 }
 
+// maxRequestID is the server's limit on a request id's length.
+const maxRequestID = 128
+
 func (c *Client) acquire(ctx context.Context, keys []string, o lockOptions) (*Lock, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
@@ -216,6 +219,7 @@ func (c *Client) acquire(ctx context.Context, keys []string, o lockOptions) (*Lo
 	if rid == "" {
 		rid = newID()
 	}
+	first, reissues := rid, 0
 	wait := o.wait
 	waitEnd := time.Now().Add(wait)
 	for {
@@ -253,7 +257,12 @@ func (c *Client) acquire(ctx context.Context, keys []string, o lockOptions) (*Lo
 					return nil, ErrWaitTimeout
 				}
 			}
-			rid = newID()
+			// The new id is derived from the caller's, so that a caller who
+			// looks up outcomes by its id can find the re-issues too.
+			reissues++
+			if rid = fmt.Sprintf("%s#%d", first, reissues); len(rid) > maxRequestID {
+				rid = newID()
+			}
 			continue
 		case ctx.Err() != nil && !sent.IsZero():
 			c.abandon(rid)

@@ -80,7 +80,7 @@ func standardOptions(dur time.Duration, seed uint64, profile string, nems []neme
 	return runner.Options{
 		Duration: dur, Seed: seed, Nemeses: nems, Cycle: profile == "ci",
 		FaultMin: 4 * time.Second, FaultMax: 8 * time.Second, Quiet: 3 * time.Second,
-		Workload: workload.Config{Clients: 10, Expire: 3 * time.Second, Wait: time.Second},
+		Workload:      workload.Config{Clients: 10, Expire: 3 * time.Second, Wait: time.Second},
 		RecoveryLimit: 30 * time.Second, OutDir: out, Replay: replay, Log: logf,
 	}
 }
@@ -159,4 +159,3 @@ func run(t *testing.T, out string, nodes int, extra []string, opts runner.Option
 	}
 	return rep
 }
-

@@ -25,6 +25,10 @@ type LinearizableOptions struct {
 	// Timeline, if set, is drawn into the HTML visualisations as
 	// annotations, so a violation can be read next to the faults.
 	Timeline history.Timeline
+	// MaxClockDrift is how much faster than the runner's clock a leader's
+	// monotonic clock may run (0.01: 1%) under the faults injected: a lease
+	// of TTL d may then end d×(1−MaxClockDrift) after it began.
+	MaxClockDrift float64
 }
 
 // DefaultLinearizableOptions returns the options Linearizable uses.
@@ -86,6 +90,9 @@ func LinearizableWith(ops []history.Op, outDir string, opts LinearizableOptions)
 	for _, op := range ops {
 		if op.Kind == history.KindWrite {
 			continue
+		}
+		if opts.MaxClockDrift > 0 {
+			op.Expire = time.Duration(float64(op.Expire) * (1 - opts.MaxClockDrift))
 		}
 		if err := op.Validate(); err != nil {
 			rep.problemf("left out malformed %v", err)

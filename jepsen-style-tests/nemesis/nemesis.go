@@ -336,14 +336,21 @@ func clockJump(ctx context.Context, env *Env) (string, Heal, error) {
 	return "wall clock jumps: " + strings.Join(desc, ", "), resetClocks(env, minority), nil
 }
 
-// clockSkew makes the leader's monotonic clock run up to 1% fast or slow,
-// within the drift the clients' safety margin allows for.
+// MaxClockSkew is the largest monotonic clock rate error clock-skew
+// injects (1%). Cluster time follows the leader's monotonic clock, so a
+// fast leader ends leases early by up to this fraction: clients must keep a
+// safety margin above it, and the checkers allow for it. Wall-clock jumps
+// (clock-jump) are not bounded: nothing reads the wall clock.
+const MaxClockSkew = 0.01
+
+// clockSkew makes the leader's monotonic clock run up to MaxClockSkew fast
+// or slow.
 func clockSkew(ctx context.Context, env *Env) (string, Heal, error) {
 	l, err := leader(ctx, env)
 	if err != nil {
 		return "", nil, err
 	}
-	rate := 1 + (env.Rand.Float64()*2-1)*0.01
+	rate := 1 + (env.Rand.Float64()*2-1)*MaxClockSkew
 	if err := env.Cluster.SetClock(ctx, l, 0, rate); err != nil {
 		return "", nil, err
 	}

@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"fmt"
+
 	"github.com/raftlock/raftlock/jepsen-style-tests/history"
 )
 
@@ -58,6 +60,15 @@ func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, s
 			continue
 		}
 		f := fates[op.RequestID]
+		// The client re-issues a withdrawn acquire as id#1, id#2, ...: the
+		// last one the log saw is the one that counts.
+		for n := 1; op.Kind == history.KindAcquire; n++ {
+			g := fates[fmt.Sprintf("%s#%d", op.RequestID, n)]
+			if g == nil {
+				break
+			}
+			f = g
+		}
 		switch {
 		case f == nil || !f.seen:
 			op.Outcome = history.OutcomeFail // never applied

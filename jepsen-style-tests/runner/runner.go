@@ -236,7 +236,8 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	rep.Resolved, rep.Unknown = resolve(ops, journals)
 	rep.Ops = ops
 
-	lin := checker.Linearizable(ops, o.OutDir)
+	lin := checker.LinearizableWith(ops, o.OutDir, checker.LinearizableOptions{
+		Timeout: time.Minute, Timeline: rep.Timeline, MaxClockDrift: nemesis.MaxClockSkew})
 	results := []checker.Result{
 		checker.WellFormed(ops),
 		lin,
