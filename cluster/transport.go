@@ -3,10 +3,12 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -153,16 +155,34 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 func (s *streamLayer) Close() error   { return s.ln.Close() }
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
+// refusedPatience is how long Dial keeps retrying a peer that refuses
+// connections (its process is down) before it reports the failure.
+// hashicorp/raft backs off exponentially per failed RPC (10 ms doubling up
+// to about 41 s), so a dead peer that fails fast piles up failures and,
+// once restarted, may wait tens of seconds to be replicated to. Failing
+// slowly keeps the count, and so the back-off, small.
+const refusedPatience = 2 * time.Second
+
 // Dial connects to another node's port and announces a Raft stream.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	patience := time.Now().Add(min(timeout, refusedPatience))
 	var c net.Conn
 	var err error
-	if s.tls != nil {
-		c, err = s.tls.dialPeer(ctx, s.dial, string(address), raftALPN)
-	} else {
-		c, err = s.dial(ctx, "tcp", string(address))
+	for {
+		if s.tls != nil {
+			c, err = s.tls.dialPeer(ctx, s.dial, string(address), raftALPN)
+		} else {
+			c, err = s.dial(ctx, "tcp", string(address))
+		}
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(patience) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		return nil, err

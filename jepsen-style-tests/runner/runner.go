@@ -224,7 +224,9 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	wl.Stop()
 
 	// Convergence of the replicas' state.
-	converged, convNote := waitConverged(ctx, b, 30*time.Second)
+	// A node restarted late may wait out Raft's replication back-off before
+	// it catches up, hence the generous limit.
+	converged, convNote := waitConverged(ctx, b, 60*time.Second)
 	rep.Converged = converged
 
 	journals, jerr := b.Journals()
@@ -346,10 +348,10 @@ func waitConverged(ctx context.Context, b Backend, limit time.Duration) (bool, s
 		states, err := b.States(ctx)
 		if err == nil && len(states) == b.Size() {
 			var index uint64
-			same := true
+			same, first := true, true
 			for _, s := range states {
-				if index == 0 {
-					index = s.Index
+				if first {
+					index, first = s.Index, false
 				}
 				same = same && s.Index == index
 			}
