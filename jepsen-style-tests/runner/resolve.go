@@ -79,11 +79,9 @@ func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, s
 			op.Outcome, op.Token = history.OutcomeOK, history.MaxToken(f.tokens)
 		case f.code == "ok" && op.Kind == history.KindRelease:
 			op.Outcome, op.Released = history.OutcomeOK, f.released
-		case f.code == "not_held" && op.Kind == history.KindRelease:
-			op.Outcome, op.Released = history.OutcomeOK, false
 		case f.code == "ok":
 			op.Outcome = history.OutcomeOK
-		default: // busy, timed_out, cancelled, not_held (refresh), invalid
+		default: // busy, timed_out, cancelled, not_held, invalid: no effect
 			op.Outcome = history.OutcomeFail
 		}
 		op.Resolved = true

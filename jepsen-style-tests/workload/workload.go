@@ -319,7 +319,8 @@ func (w *Workload) cycle(ctx context.Context, id, seq int, rng *rand.Rand, cl *c
 	case err == nil:
 		rel.Outcome, rel.Released = history.OutcomeOK, true
 	case errors.Is(err, client.ErrNotHeld):
-		rel.Outcome, rel.Error = history.OutcomeOK, err.Error() // answered: not held (any more)
+		// Answered: the token is no longer current; nothing was freed.
+		rel.Outcome, rel.Error = history.OutcomeFail, err.Error()
 	default:
 		rel.Outcome, rel.Error = history.OutcomeUnknown, err.Error()
 	}
