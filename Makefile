@@ -74,3 +74,21 @@ docker-down: ## Stop the 3-node cluster and delete its containers, network and v
 .PHONY: docker-test
 docker-test: ## Run the Docker suite (builds the image, runs clusters beside yours, cleans up)
 	$(GO) test -tags docker -count=1 -v -timeout 20m ./docker/...
+
+# ---- The fault-injection suite (jepsen-style-tests/README.md).
+CHAOS_DURATION ?= 10m
+CHAOS_PROFILE  ?= full
+
+.PHONY: chaos
+chaos: ## Fault-injection suite on real processes (CHAOS_DURATION, CHAOS_SEED, CHAOS_NEMESES, CHAOS_PROFILE; needs root for network faults)
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_PROFILE=$(CHAOS_PROFILE) \
+	  $(GO) test -tags chaos -run 'TestChaos$$' -v -count=1 -timeout 90m ./jepsen-style-tests/
+
+.PHONY: chaos-ci
+chaos-ci: ## The CI profile: every nemesis in turn for 4 minutes, then the broken-build check
+	CHAOS_PROFILE=ci CHAOS_DURATION=4m $(GO) test -tags chaos -run 'TestChaos$$|TestSuiteCatchesBrokenBuild' -v -count=1 -timeout 30m ./jepsen-style-tests/
+
+.PHONY: chaos-docker
+chaos-docker: ## Fault-injection suite against the compose cluster (docker kill/pause/network disconnect, iptables in containers)
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_PROFILE=$(CHAOS_PROFILE) \
+	  $(GO) test -tags chaos -run 'TestChaosDocker$$' -v -count=1 -timeout 90m ./jepsen-style-tests/

@@ -159,3 +159,38 @@ func run(t *testing.T, out string, nodes int, extra []string, opts runner.Option
 	}
 	return rep
 }
+
+// TestChaosDocker runs the suite against the compose cluster of
+// docker/compose.yaml (built and started under a project name of its
+// own), with faults done the container way. It fails, saying why, when
+// Docker is missing.
+//
+//	CHAOS_DURATION=2m make chaos-docker
+func TestChaosDocker(t *testing.T) {
+	dur, seed, profile, names, _ := settings(t)
+	if os.Getenv("CHAOS_NEMESES") == "" {
+		names = "kill-leader,pause-leader,partition-isolate-leader,partition-majority-minority,partition-one-way,kill-one,pause-follower,clock-jump"
+	}
+	nems, err := nemesis.Select(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := outDir(t, "chaos-docker", seed)
+	replay := fmt.Sprintf("CHAOS_PROFILE=%s CHAOS_DURATION=%s CHAOS_SEED=%d CHAOS_NEMESES=%s make chaos-docker", profile, dur, seed, names)
+	ctx, cancel := context.WithTimeout(context.Background(), dur+15*time.Minute)
+	defer cancel()
+	b, err := runner.NewDocker(ctx, runner.DockerConfig{ModuleRoot: moduleRoot(t), OutDir: out, Image: fmt.Sprintf("raftlock:chaos-%d", seed)})
+	if err != nil {
+		t.Fatalf("docker backend: %v", err)
+	}
+	defer b.Close()
+	opts := standardOptions(dur, seed, profile, nems, out, replay, t.Logf)
+	rep, err := runner.Run(ctx, b, opts)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	t.Log("\n" + rep.Summary)
+	if !rep.OK {
+		t.Fatalf("invariants violated; see %s", out)
+	}
+}

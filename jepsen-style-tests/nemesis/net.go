@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -21,17 +22,33 @@ var ErrUnsupported = errors.New("fault not supported here")
 // flushing one chain.
 const chain = "RAFTLOCK-CHAOS"
 
-// Firewall cuts and degrades links between IPs with iptables and tc.
+// Firewall cuts and degrades links between IPs with iptables and tc, in the
+// host's network namespace or in another one (a container's).
 type Firewall struct {
 	mu        sync.Mutex
 	installed bool
 	shaping   bool
 	dev       string
+	prefix    []string // run commands through this (nsenter into a namespace)
 }
 
 // NewFirewall returns a firewall for traffic on dev (lo for the process
 // cluster).
 func NewFirewall(dev string) *Firewall { return &Firewall{dev: dev} }
+
+// NewFirewallIn returns a firewall for traffic on dev in the network
+// namespace of process pid (a container's), driven with nsenter and the
+// host's iptables and tc.
+func NewFirewallIn(pid int, dev string) *Firewall {
+	return &Firewall{dev: dev, prefix: []string{"nsenter", "-t", fmt.Sprint(pid), "-n"}}
+}
+
+func (f *Firewall) run(ctx context.Context, name string, args ...string) error {
+	if len(f.prefix) > 0 {
+		return run(ctx, f.prefix[0], slices.Concat(f.prefix[1:], []string{name}, args)...)
+	}
+	return run(ctx, name, args...)
+}
 
 func run(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -76,13 +93,13 @@ func (f *Firewall) install(ctx context.Context) error {
 	if f.installed {
 		return nil
 	}
-	_ = run(ctx, "iptables", "-w", "-D", "INPUT", "-j", chain) // left over from a crashed run
-	_ = run(ctx, "iptables", "-w", "-F", chain)
-	_ = run(ctx, "iptables", "-w", "-X", chain)
-	if err := run(ctx, "iptables", "-w", "-N", chain); err != nil {
+	_ = f.run(ctx, "iptables", "-w", "-D", "INPUT", "-j", chain) // left over from a crashed run
+	_ = f.run(ctx, "iptables", "-w", "-F", chain)
+	_ = f.run(ctx, "iptables", "-w", "-X", chain)
+	if err := f.run(ctx, "iptables", "-w", "-N", chain); err != nil {
 		return err
 	}
-	if err := run(ctx, "iptables", "-w", "-I", "INPUT", "-j", chain); err != nil {
+	if err := f.run(ctx, "iptables", "-w", "-I", "INPUT", "-j", chain); err != nil {
 		return err
 	}
 	f.installed = true
@@ -101,7 +118,7 @@ func (f *Firewall) Drop(ctx context.Context, src, dst string, p float64) error {
 	if p < 1 {
 		args = append(args, "-m", "statistic", "--mode", "random", "--probability", fmt.Sprintf("%.3f", p))
 	}
-	return run(ctx, "iptables", append(args, "-j", "DROP")...)
+	return f.run(ctx, "iptables", append(args, "-j", "DROP")...)
 }
 
 // Cut drops everything both ways between every a in as and every b in bs.
@@ -125,20 +142,20 @@ func (f *Firewall) Slow(ctx context.Context, pairs [][2]string, rate string) err
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.shaping {
-		if err := run(ctx, "tc", "qdisc", "add", "dev", f.dev, "root", "handle", "1:", "htb", "default", "10", "r2q", "100000"); err != nil {
+		if err := f.run(ctx, "tc", "qdisc", "add", "dev", f.dev, "root", "handle", "1:", "htb", "default", "10", "r2q", "100000"); err != nil {
 			return err
 		}
 		f.shaping = true
-		if err := run(ctx, "tc", "class", "add", "dev", f.dev, "parent", "1:", "classid", "1:10", "htb", "rate", "100gbit"); err != nil {
+		if err := f.run(ctx, "tc", "class", "add", "dev", f.dev, "parent", "1:", "classid", "1:10", "htb", "rate", "100gbit"); err != nil {
 			return err
 		}
-		if err := run(ctx, "tc", "class", "add", "dev", f.dev, "parent", "1:", "classid", "1:20", "htb", "rate", rate, "ceil", rate); err != nil {
+		if err := f.run(ctx, "tc", "class", "add", "dev", f.dev, "parent", "1:", "classid", "1:20", "htb", "rate", rate, "ceil", rate); err != nil {
 			return err
 		}
 	}
 	for _, p := range pairs {
 		for _, dir := range [][2]string{p, {p[1], p[0]}} {
-			if err := run(ctx, "tc", "filter", "add", "dev", f.dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+			if err := f.run(ctx, "tc", "filter", "add", "dev", f.dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
 				"match", "ip", "src", dir[0]+"/32", "match", "ip", "dst", dir[1]+"/32", "flowid", "1:20"); err != nil {
 				return err
 			}
@@ -153,12 +170,12 @@ func (f *Firewall) Heal(ctx context.Context) error {
 	defer f.mu.Unlock()
 	var errs []error
 	if f.installed {
-		if err := run(ctx, "iptables", "-w", "-F", chain); err != nil {
+		if err := f.run(ctx, "iptables", "-w", "-F", chain); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if f.shaping {
-		if err := run(ctx, "tc", "qdisc", "del", "dev", f.dev, "root"); err != nil {
+		if err := f.run(ctx, "tc", "qdisc", "del", "dev", f.dev, "root"); err != nil {
 			errs = append(errs, err)
 		}
 		f.shaping = false
@@ -172,8 +189,8 @@ func (f *Firewall) Close(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.installed {
-		_ = run(ctx, "iptables", "-w", "-D", "INPUT", "-j", chain)
-		_ = run(ctx, "iptables", "-w", "-X", chain)
+		_ = f.run(ctx, "iptables", "-w", "-D", "INPUT", "-j", chain)
+		_ = f.run(ctx, "iptables", "-w", "-X", chain)
 		f.installed = false
 	}
 	return err
@@ -181,3 +198,9 @@ func (f *Firewall) Close(ctx context.Context) error {
 
 // CanShape reports whether this firewall's device can be rate-limited.
 func (f *Firewall) CanShape(ctx context.Context) error { return CanShape(ctx, f.dev) }
+
+// Exec runs a command in the firewall's namespace (for healing state this
+// Firewall value did not create, such as a previous value's rules).
+func (f *Firewall) Exec(ctx context.Context, name string, args ...string) error {
+	return f.run(ctx, name, args...)
+}

@@ -41,6 +41,9 @@ func (p *Processes) Endpoints() []string { return p.Addrs() }
 // FaultAddrs are the nodes' IPs.
 func (p *Processes) FaultAddrs() []string { return p.IPs() }
 
+// Hosts is nil: the nodes advertise addresses clients can dial.
+func (p *Processes) Hosts() map[string]string { return nil }
+
 // ClientAddrs are the clients' source IPs.
 func (p *Processes) ClientAddrs() []string { return p.clients }
 

@@ -43,6 +43,9 @@ type Backend interface {
 	// ClientAddrs are local addresses clients may bind to, so network
 	// faults can cut them off (nil: clients cannot be cut off).
 	ClientAddrs() []string
+	// Hosts maps advertised node addresses to addresses clients can dial
+	// (nil: the same).
+	Hosts() map[string]string
 	// States returns each node's /debug/state (id → state).
 	States(ctx context.Context) (map[string]State, error)
 	// Journals returns each node's journal (id → entries).
@@ -140,7 +143,7 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	start := time.Now()
 	rec := workload.NewRecorder(start)
 	wcfg := o.Workload
-	wcfg.Endpoints, wcfg.ClientAddrs, wcfg.Seed = b.Endpoints(), b.ClientAddrs(), o.Seed
+	wcfg.Endpoints, wcfg.ClientAddrs, wcfg.Hosts, wcfg.Seed = b.Endpoints(), b.ClientAddrs(), b.Hosts(), o.Seed
 	wl := workload.New(wcfg, rec)
 	cycle := 0
 	keysFor := func(c int) []string {
@@ -316,7 +319,12 @@ func healAll(ctx context.Context, b Backend, net nemesis.Network, logf func(stri
 func acquireEvery(ctx context.Context, b Backend, o Options, keys []string) time.Duration {
 	start := time.Now()
 	limit := o.RecoveryLimit
-	cl, err := client.New(b.Endpoints(), o.Workload.Options...)
+	dial := workload.Dialer("", b.Hosts())
+	hc := workload.HTTPClient(dial)
+	if o.Workload.HTTPClient != nil {
+		hc = o.Workload.HTTPClient(dial)
+	}
+	cl, err := client.New(b.Endpoints(), append([]client.Option{client.WithHTTPClient(hc)}, o.Workload.Options...)...)
 	if err != nil {
 		return limit + time.Nanosecond
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	OpTimeout time.Duration
 	// Seed seeds the clients' choices.
 	Seed uint64
+	// Hosts maps addresses the nodes advertise (leader hints) to addresses
+	// the clients can dial (for containers reached through host ports).
+	Hosts map[string]string
 	// HTTPClient, if set, builds each client's HTTP client (TLS, tokens);
 	// dial is the dialer bound to the client's address.
 	HTTPClient func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client
@@ -186,19 +189,38 @@ func (w *Workload) Stop() {
 	w.wg.Wait()
 }
 
-func (w *Workload) newClient(i int) (*client.Client, error) {
+// Dialer returns a dialer that connects from local (if not empty) and
+// rewrites addresses found in hosts.
+func Dialer(local string, hosts map[string]string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: 2 * time.Second}
-	if n := len(w.cfg.ClientAddrs); n > 0 {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(w.cfg.ClientAddrs[i%n])}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
 	}
-	var hc *http.Client
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if to, ok := hosts[addr]; ok {
+			addr = to
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// HTTPClient returns an h2c client that dials with dial.
+func HTTPClient(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: p, DialContext: dial,
+		HTTP2: &http.HTTP2Config{PingTimeout: time.Second, SendPingTimeout: time.Second}}}
+}
+
+func (w *Workload) newClient(i int) (*client.Client, error) {
+	local := ""
+	if n := len(w.cfg.ClientAddrs); n > 0 {
+		local = w.cfg.ClientAddrs[i%n]
+	}
+	dial := Dialer(local, w.cfg.Hosts)
+	hc := HTTPClient(dial)
 	if w.cfg.HTTPClient != nil {
-		hc = w.cfg.HTTPClient(d.DialContext)
-	} else {
-		p := new(http.Protocols)
-		p.SetUnencryptedHTTP2(true)
-		hc = &http.Client{Transport: &http.Transport{Protocols: p, DialContext: d.DialContext,
-			HTTP2: &http.HTTP2Config{PingTimeout: time.Second, SendPingTimeout: time.Second}}}
+		hc = w.cfg.HTTPClient(dial)
 	}
 	opts := []client.Option{
 		client.WithHTTPClient(hc), client.WithSafetyMargin(w.cfg.Margin), client.WithoutAbandonCleanup(),
