@@ -33,6 +33,7 @@ type Lock struct {
 	tokens []uint64
 	token  uint64
 	owner  string
+	rid    string        // request id of the Acquire that granted it
 	expire time.Duration // as asked; 0: never expires
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -52,6 +53,12 @@ func (l *Lock) Keys() []string { return slices.Clone(l.keys) }
 
 // Owner returns the lock's owner ("" for an anonymous lock).
 func (l *Lock) Owner() string { return l.owner }
+
+// RequestID returns the request id the grant is recorded under: the one
+// given with WithRequestID (or a random one), or, if the server withdrew
+// the first attempt's wait and the client asked again, that id with "#1",
+// "#2", ... appended.
+func (l *Lock) RequestID() string { return l.rid }
 
 // Token returns the lock's fencing token: the highest token among its
 // keys. Tokens of a key strictly increase with every new grant, across
@@ -274,7 +281,7 @@ func (c *Client) acquire(ctx context.Context, keys []string, o lockOptions) (*Lo
 // newLock makes the Lock of a granted Acquire sent at sent.
 func (c *Client) newLock(ctx context.Context, resp *raftlockv1.AcquireResponse, o lockOptions, sent time.Time) (*Lock, error) {
 	l := &Lock{
-		c: c, token: resp.FencingToken, owner: o.owner, expire: o.expire,
+		c: c, token: resp.FencingToken, owner: o.owner, rid: resp.RequestId, expire: o.expire,
 		done: make(chan struct{}), lastSent: sent,
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())

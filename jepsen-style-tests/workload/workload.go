@@ -294,7 +294,9 @@ func (w *Workload) cycle(ctx context.Context, id, seq int, rng *rand.Rand, cl *c
 		w.rec.add(acq)
 		return
 	}
-	acq.Token, acq.Deadline = lk.Token(), w.rec.Since(lk.Deadline())
+	// The grant's own request id: the client re-issues a withdrawn wait as
+	// id#1, id#2, ... and the replicas recorded the grant under that one.
+	acq.Token, acq.Deadline, acq.RequestID = lk.Token(), w.rec.Since(lk.Deadline()), lk.RequestID()
 	w.rec.add(acq)
 
 	if rng.IntN(3) == 0 {
