@@ -115,28 +115,44 @@ func TestChaos(t *testing.T) {
 	}
 }
 
-// TestSuiteCatchesBrokenBuild runs a short fault run against nodes started
-// with --unsafe-bug fencing (every Acquire answers fencing token 1) and
-// requires the suite to report the fencing violation: a suite that passes
+// TestSuiteCatchesBrokenBuild runs short fault runs against deliberately
+// broken nodes and requires the suite to report them: a suite that passes
 // a broken build proves nothing.
+//   - --unsafe-bug fencing: every Acquire answers fencing token 1;
+//   - --unsafe-bug wallclock: the leader measures elapsed cluster time on
+//     the wall clock, so a wall-clock jump expires leases early.
 func TestSuiteCatchesBrokenBuild(t *testing.T) {
-	seed := uint64(1)
-	nems, err := nemesis.Select("kill-leader,pause-follower")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := outDir(t, "broken-fencing", seed)
-	opts := standardOptions(20*time.Second, seed, "ci", nems, out,
-		"go test -tags chaos -run TestSuiteCatchesBrokenBuild ./jepsen-style-tests/", t.Logf)
-	rep := run(t, out, 3, []string{"--unsafe-bug", "fencing"}, opts)
-	t.Log("\n" + rep.Summary)
-	if rep.OK {
-		t.Fatal("the suite passed a build that hands out the same fencing token every time")
-	}
-	for _, r := range rep.Results {
-		if r.Name == "fencing" && r.OK {
-			t.Fatalf("the fencing checker passed the broken build: %v", r.Problems)
-		}
+	for _, tc := range []struct {
+		bug, nemeses string
+		catchers     []string // at least one of these checkers must fail
+	}{
+		{"fencing", "kill-leader,pause-follower", []string{"fencing"}},
+		{"wallclock", "clock-jump", []string{"mutual-exclusion", "linearizable"}},
+	} {
+		t.Run(tc.bug, func(t *testing.T) {
+			seed := uint64(1)
+			nems, err := nemesis.Select(tc.nemeses)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := outDir(t, "broken-"+tc.bug, seed)
+			opts := standardOptions(20*time.Second, seed, "ci", nems, out,
+				"go test -tags chaos -run TestSuiteCatchesBrokenBuild/"+tc.bug+" ./jepsen-style-tests/", t.Logf)
+			rep := run(t, out, 3, []string{"--unsafe-bug", tc.bug}, opts)
+			t.Log("\n" + rep.Summary)
+			if rep.OK {
+				t.Fatalf("the suite passed a node broken with --unsafe-bug %s", tc.bug)
+			}
+			caught := false
+			for _, r := range rep.Results {
+				for _, c := range tc.catchers {
+					caught = caught || (r.Name == c && !r.OK)
+				}
+			}
+			if !caught {
+				t.Fatalf("none of %v caught --unsafe-bug %s", tc.catchers, tc.bug)
+			}
+		})
 	}
 }
 

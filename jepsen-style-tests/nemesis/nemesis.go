@@ -316,16 +316,25 @@ func clientsCut(ctx context.Context, env *Env) (string, Heal, error) {
 	return "cut clients " + strings.Join(victims, ",") + " off every node", env.Net.Heal, nil
 }
 
-// clockJump moves the wall clocks of a minority by minutes to hours
-// either way. Cluster time must not notice.
+// clockJump moves the wall clocks of a minority, the leader among them,
+// by minutes to hours: the leader's forward, the others' either way.
+// Cluster time must not notice.
 func clockJump(ctx context.Context, env *Env) (string, Heal, error) {
+	l, err := leader(ctx, env)
+	if err != nil {
+		return "", nil, err
+	}
 	n := env.Cluster.Size()
-	perm := env.Rand.Perm(n)
-	minority := perm[:(n-1)/2]
+	minority := []int{l}
+	for _, i := range env.Rand.Perm(n) {
+		if len(minority) < (n-1)/2 && i != l {
+			minority = append(minority, i)
+		}
+	}
 	var desc []string
 	for _, i := range minority {
 		off := time.Duration(env.Rand.IntN(7200)+60) * time.Second
-		if env.Rand.IntN(2) == 0 {
+		if i != l && env.Rand.IntN(2) == 0 {
 			off = -off
 		}
 		if err := env.Cluster.SetClock(ctx, i, off, 1); err != nil {
