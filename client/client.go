@@ -70,6 +70,9 @@ func New(endpoints []string, opts ...Option) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
+		if cfg.tls != nil && !strings.Contains(e, "://") {
+			s = "https"
+		}
 		if scheme != "" && s != scheme {
 			return nil, fmt.Errorf("%w: endpoints mix http and https", ErrInvalidArgument)
 		}
@@ -77,7 +80,7 @@ func New(endpoints []string, opts ...Option) (*Client, error) {
 		addrs = append(addrs, addr)
 	}
 	if cfg.httpClient == nil {
-		cfg.httpClient = defaultHTTPClient(cfg.protocol, scheme)
+		cfg.httpClient = defaultHTTPClient(cfg.protocol, scheme, cfg.tls)
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
@@ -93,6 +96,9 @@ func New(endpoints []string, opts ...Option) (*Client, error) {
 	case ProtocolConnectJSON:
 		c.connOpt = []connect.ClientOption{connect.WithProtoJSON()}
 	case ProtocolConnectProto:
+	}
+	if cfg.token != "" {
+		c.connOpt = append(c.connOpt, connect.WithInterceptors(bearer(cfg.token)))
 	}
 	return c, nil
 }
@@ -375,4 +381,14 @@ func (r *router) failed(addr, hint string) (redirected bool) {
 		}
 	}
 	return false
+}
+
+// bearer adds the Authorization header to every call.
+func bearer(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
+	}
 }

@@ -42,6 +42,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrLimit: a server limit was reached (too many locks or waiters).
 	ErrLimit = errors.New("server limit reached")
+	// ErrUnauthenticated: the node wants a bearer token (WithBearerToken)
+	// and got none, or one it does not know.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: the token does not allow this call on these keys.
+	ErrPermissionDenied = errors.New("permission denied")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client closed")
 )
@@ -73,6 +78,8 @@ var wireErrors = map[connect.Code]error{
 	connect.CodeNotFound:           ErrNotFound,
 	connect.CodeResourceExhausted:  ErrLimit,
 	connect.CodeCanceled:           errWithdrawn,
+	connect.CodeUnauthenticated:    ErrUnauthenticated,
+	connect.CodePermissionDenied:   ErrPermissionDenied,
 	connect.CodeUnavailable:        errRetry,
 }
 

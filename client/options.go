@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,8 @@ type config struct {
 	cleanupTimeout time.Duration
 	abandonCleanup bool
 	logger         *slog.Logger
+	tls            *tls.Config
+	token          string
 }
 
 func defaultConfig() config {
@@ -143,6 +146,16 @@ func WithSafetyMargin(d time.Duration) Option { return func(c *config) { c.safet
 // does after fn returns. Default: DefaultCleanupTimeout (10 s).
 func WithCleanupTimeout(d time.Duration) Option { return func(c *config) { c.cleanupTimeout = d } }
 
+// WithTLS makes the Client speak TLS with the given configuration (the CA
+// that signed the nodes' certificates in RootCAs, and a client certificate
+// if the nodes ask for one). Endpoints without a scheme are then reached
+// over https. Ignored when WithHTTPClient supplies the HTTP client.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+
+// WithBearerToken sends "Authorization: Bearer token" with every call, for
+// nodes started with --auth-tokens (which also need TLS).
+func WithBearerToken(token string) Option { return func(c *config) { c.token = token } }
+
 // WithoutAbandonCleanup turns off the background work that undoes an
 // Acquire whose outcome was unknown when its caller gave up (see Acquire):
 // such a grant then lasts until it expires. The fault suite uses it so that
@@ -153,7 +166,7 @@ func WithoutAbandonCleanup() Option { return func(c *config) { c.abandonCleanup 
 // one: h2c only for gRPC and Connect binary (so gRPC never falls back to
 // HTTP/1.1), HTTP/1.1 for Connect JSON; over https, HTTP/2 with TLS (and
 // HTTP/1.1 for Connect JSON).
-func defaultHTTPClient(p Protocol, scheme string) *http.Client {
+func defaultHTTPClient(p Protocol, scheme string, tlsCfg *tls.Config) *http.Client {
 	protocols := new(http.Protocols)
 	switch {
 	case scheme == "https":
@@ -167,6 +180,7 @@ func defaultHTTPClient(p Protocol, scheme string) *http.Client {
 	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}
 	return &http.Client{Transport: &http.Transport{
 		Protocols:           protocols,
+		TLSClientConfig:     tlsCfg,
 		DialContext:         d.DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,

@@ -12,6 +12,9 @@
 //	--json                     machine-readable output on stdout
 //	--timeout 10s              bound on the calls of one command (not on exec's command)
 //	--protocol grpc            grpc, connect-json or connect-proto
+//	--tls-ca FILE              speak TLS, trusting this CA (env RAFTLOCK_TLS_CA)
+//	--tls-cert, --tls-key      a client certificate to present (env RAFTLOCK_TLS_CERT, RAFTLOCK_TLS_KEY)
+//	--token SECRET             bearer token for nodes with --auth-tokens (env RAFTLOCK_TOKEN)
 //
 // Commands:
 //
@@ -26,6 +29,8 @@
 //	remove-member ID
 //	transfer-leader [ID]
 //	exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] KEY... -- COMMAND [ARG...]
+//	certs [--dir certs] [--hosts 127.0.0.1,localhost] [--valid 8760h]   (local: a development CA and certificates)
+//	token --name N [--prefix P]... [--verbs acquire,read]               (local: a new token and its --auth-tokens entry)
 //
 // Flags of a command come before its arguments. Results go to stdout,
 // errors to stderr. Exit status: 0 on success, 1 on an error (including a
@@ -36,6 +41,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -73,6 +80,10 @@ type globals struct {
 	json      bool
 	timeout   time.Duration
 	protocol  string
+	tlsCA     string
+	tlsCert   string
+	tlsKey    string
+	token     string
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
@@ -80,6 +91,10 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.BoolVar(&g.json, "json", g.json, "print machine-readable JSON")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on the calls of one command")
 	fs.StringVar(&g.protocol, "protocol", g.protocol, "wire protocol: grpc, connect-json or connect-proto")
+	fs.StringVar(&g.tlsCA, "tls-ca", g.tlsCA, "speak TLS, trusting this CA bundle (env RAFTLOCK_TLS_CA)")
+	fs.StringVar(&g.tlsCert, "tls-cert", g.tlsCert, "client certificate to present (env RAFTLOCK_TLS_CERT)")
+	fs.StringVar(&g.tlsKey, "tls-key", g.tlsKey, "its private key (env RAFTLOCK_TLS_KEY)")
+	fs.StringVar(&g.token, "token", g.token, "bearer token (env RAFTLOCK_TOKEN)")
 }
 
 // usageError is a mistake in the command line.
@@ -116,6 +131,8 @@ var commands = map[string]command{
 	"remove-member":   {"remove-member ID", removeMemberCmd},
 	"transfer-leader": {"transfer-leader [ID]", transferCmd},
 	"exec":            {"exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] KEY... -- COMMAND [ARG...]", execCmd},
+	"certs":           {"certs [--dir certs] [--hosts 127.0.0.1,localhost] [--valid 8760h]", certsCmd},
+	"token":           {"token --name N [--prefix P]... [--verbs acquire,read]", tokenCmd},
 }
 
 func usage(w io.Writer) {
@@ -134,7 +151,9 @@ func usage(w io.Writer) {
 
 // run is main without the process: it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	g := &globals{endpoints: "127.0.0.1:7070", timeout: 10 * time.Second, protocol: "grpc"}
+	g := &globals{endpoints: "127.0.0.1:7070", timeout: 10 * time.Second, protocol: "grpc",
+		tlsCA: os.Getenv("RAFTLOCK_TLS_CA"), tlsCert: os.Getenv("RAFTLOCK_TLS_CERT"), tlsKey: os.Getenv("RAFTLOCK_TLS_KEY"),
+		token: os.Getenv("RAFTLOCK_TOKEN")}
 	if e := os.Getenv("RAFTLOCK_ENDPOINTS"); e != "" {
 		g.endpoints = e
 	}
@@ -174,6 +193,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "lockctl %s: %v\nusage: lockctl %s\n", name, err, cmd.usage)
 		return exitUsage
+	}
+	if local, ok := localCommands[name]; ok {
+		if err := local(e0(g, stdout, stderr), fs.Args()); err != nil {
+			fmt.Fprintf(stderr, "lockctl %s: %v\n", name, err)
+			return exitError
+		}
+		return exitOK
 	}
 	cl, err := newClient(g)
 	if err != nil {
@@ -223,7 +249,39 @@ func newClient(g *globals) (*client.Client, error) {
 	}
 	// Retries are logged at debug level: keep them off the terminal.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	return client.New(eps, client.WithProtocol(p), client.WithLogger(quiet))
+	opts := []client.Option{client.WithProtocol(p), client.WithLogger(quiet)}
+	if g.tlsCA != "" {
+		tc, err := clientTLS(g.tlsCA, g.tlsCert, g.tlsKey)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithTLS(tc))
+	}
+	if g.token != "" {
+		opts = append(opts, client.WithBearerToken(g.token))
+	}
+	return client.New(eps, opts...)
+}
+
+// clientTLS trusts caFile and presents certFile/keyFile if given.
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", caFile)
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if certFile != "" || keyFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
 }
 
 // print writes v as JSON with --json, else the human text.
