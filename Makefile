@@ -11,7 +11,7 @@ help: ## List the targets
 
 .PHONY: build
 build: ## Build the binaries into ./bin (static, CGO_ENABLED=0)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ ./cmd/...
 
 .PHONY: test
 test: ## Run the tests with the race detector (the README's test command)

@@ -9,7 +9,9 @@
 // Environment: CHAOS_DURATION (default 10m), CHAOS_SEED (default: from the
 // clock, printed), CHAOS_NEMESES (comma-separated, default all),
 // CHAOS_PROFILE (full: random schedule; ci: every nemesis in turn),
-// CHAOS_NODES (3 or 5), CHAOS_OUT (results directory).
+// CHAOS_NODES (3 or 5), CHAOS_OUT (results directory), CHAOS_TLS (1: the
+// default, the nodes speak TLS only and the clients present certificates;
+// 0: plain text).
 package chaos_test
 
 import (
@@ -21,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/cluster/certs"
 	"github.com/raftlock/raftlock/jepsen-style-tests/nemesis"
 	"github.com/raftlock/raftlock/jepsen-style-tests/procs"
 	"github.com/raftlock/raftlock/jepsen-style-tests/runner"
@@ -164,7 +168,25 @@ func run(t *testing.T, out string, nodes int, extra []string, opts runner.Option
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := runner.NewProcesses(procs.Config{Binary: bin, Nodes: nodes, Dir: filepath.Join(out, "nodes"), ExtraArgs: extra}, 10)
+	pcfg := procs.Config{Binary: bin, Nodes: nodes, Dir: filepath.Join(out, "nodes"), ExtraArgs: extra}
+	if env("CHAOS_TLS", "1") == "1" {
+		pcfg.TLSDir = filepath.Join(out, "certs")
+		hosts := []string{"localhost"}
+		for i := range nodes {
+			hosts = append(hosts, fmt.Sprintf("127.0.0.%d", 11+i))
+		}
+		if err := certs.DevSet(pcfg.TLSDir, hosts, 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		tc, err := procs.ClientTLS(pcfg.TLSDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Workload.HTTPClient = workload.TLSHTTPClient(tc)
+		opts.Workload.Options = append(opts.Workload.Options, client.WithTLS(tc))
+		t.Logf("TLS on: certificates in %s", pcfg.TLSDir)
+	}
+	b, err := runner.NewProcesses(pcfg, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,13 @@ package procs
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,6 +47,10 @@ type Config struct {
 	Port int
 	// ExtraArgs are passed to every node (e.g. --unsafe-bug fencing).
 	ExtraArgs []string
+	// TLSDir, when set, holds ca.crt, node.crt/key and client.crt/key (see
+	// cluster/certs.DevSet): the nodes then speak TLS only, and the
+	// cluster's own calls present the client certificate.
+	TLSDir string
 }
 
 // Node is one node process.
@@ -58,9 +65,28 @@ type Node struct {
 
 // Cluster is a set of node processes.
 type Cluster struct {
-	cfg   Config
-	Nodes []*Node
-	http  *http.Client
+	cfg    Config
+	Nodes  []*Node
+	http   *http.Client
+	scheme string
+}
+
+// ClientTLS loads the client side of a TLSDir: trust ca.crt, present
+// client.crt.
+func ClientTLS(dir string) (*tls.Config, error) {
+	pem, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no CA certificate", dir)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Build compiles the node binary from the module at moduleDir into dir and
@@ -84,7 +110,14 @@ func New(cfg Config) *Cluster {
 	if cfg.Port == 0 {
 		cfg.Port = 7070
 	}
-	c := &Cluster{cfg: cfg, http: &http.Client{Timeout: 2 * time.Second}}
+	c := &Cluster{cfg: cfg, http: &http.Client{Timeout: 2 * time.Second}, scheme: "http"}
+	if cfg.TLSDir != "" {
+		tc, err := ClientTLS(cfg.TLSDir)
+		if err == nil {
+			c.http.Transport = &http.Transport{TLSClientConfig: tc}
+			c.scheme = "https"
+		}
+	}
 	for i := range cfg.Nodes {
 		ip := fmt.Sprintf("127.0.0.%d", cfg.FirstIP+i)
 		id := fmt.Sprintf("n%d", i+1)
@@ -123,8 +156,16 @@ func (c *Cluster) initialCluster() string {
 	return strings.Join(parts, ",")
 }
 
-// Start starts every node.
+// Start starts every node. It first checks that no other process holds
+// the nodes' addresses (another run of the suite, say).
 func (c *Cluster) Start() error {
+	for _, n := range c.Nodes {
+		ln, err := net.Listen("tcp", n.Addr)
+		if err != nil {
+			return fmt.Errorf("%s: %s is taken (is another cluster or fault run using it?): %w", n.ID, n.Addr, err)
+		}
+		ln.Close()
+	}
 	for i := range c.Nodes {
 		if err := c.StartNode(i); err != nil {
 			return err
@@ -151,6 +192,10 @@ func (c *Cluster) StartNode(i int) error {
 	args := []string{
 		"--id", n.ID, "--listen", n.Addr, "--data-dir", n.DataDir, "--initial-cluster", c.initialCluster(),
 		"--debug", "--debug-journal", n.Journal, "--unsafe-clock-control", "--log-format", "json",
+	}
+	if d := c.cfg.TLSDir; d != "" {
+		args = append(args, "--tls-cert", filepath.Join(d, "node.crt"), "--tls-key", filepath.Join(d, "node.key"),
+			"--tls-ca", filepath.Join(d, "ca.crt"))
 	}
 	args = append(args, c.cfg.ExtraArgs...)
 	cmd := exec.Command(c.cfg.Binary, args...)
@@ -278,7 +323,7 @@ type DebugState struct {
 // State fetches node i's /debug/state.
 func (c *Cluster) State(ctx context.Context, i int) (DebugState, error) {
 	var st DebugState
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Nodes[i].Addr+"/debug/state", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme+"://"+c.Nodes[i].Addr+"/debug/state", nil)
 	if err != nil {
 		return st, err
 	}
@@ -296,7 +341,7 @@ func (c *Cluster) State(ctx context.Context, i int) (DebugState, error) {
 // SetClock skews node i's clocks: a wall-clock offset and a monotonic
 // rate (1 = true).
 func (c *Cluster) SetClock(ctx context.Context, i int, offset time.Duration, rate float64) error {
-	url := fmt.Sprintf("http://%s/debug/clock?offset=%s&rate=%g", c.Nodes[i].Addr, offset, rate)
+	url := fmt.Sprintf("%s://%s/debug/clock?offset=%s&rate=%g", c.scheme, c.Nodes[i].Addr, offset, rate)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return err
@@ -356,7 +401,7 @@ func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
 }
 
 func (c *Cluster) post(ctx context.Context, addr, path, body string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewBufferString(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.scheme+"://"+addr+path, bytes.NewBufferString(body))
 	if err != nil {
 		return err
 	}

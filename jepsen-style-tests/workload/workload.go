@@ -6,6 +6,7 @@ package workload
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -201,6 +202,16 @@ func Dialer(local string, hosts map[string]string) func(ctx context.Context, net
 			addr = to
 		}
 		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// TLSHTTPClient returns an HTTP/2-over-TLS client that dials with dial.
+func TLSHTTPClient(tc *tls.Config) func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	return func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+		p := new(http.Protocols)
+		p.SetHTTP2(true)
+		return &http.Client{Transport: &http.Transport{Protocols: p, DialContext: dial, TLSClientConfig: tc,
+			HTTP2: &http.HTTP2Config{PingTimeout: time.Second, SendPingTimeout: time.Second}}}
 	}
 }
 
