@@ -172,6 +172,7 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 		return nil, err
 	}
 	end := time.Now().Add(o.Duration)
+	failures := 0
 	for i := 0; time.Now().Before(end) && len(usable) > 0; i++ {
 		n := usable[rng.IntN(len(usable))]
 		if o.Cycle {
@@ -193,8 +194,15 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 			if err := pause(o.Quiet); err != nil {
 				return nil, err
 			}
+			// In a cycle every nemesis must run: try the same one again
+			// (twice at most) after the quiet time.
+			if o.Cycle && failures < 2 {
+				failures++
+				i--
+			}
 			continue
 		}
+		failures = 0
 		f.Detail = desc
 		hold := o.FaultMin + time.Duration(rng.Int64N(int64(o.FaultMax-o.FaultMin)+1))
 		o.Log("%6.1fs %-28s %s (for %s)", time.Since(start).Seconds(), n.Name, desc, hold.Round(time.Millisecond))
