@@ -75,12 +75,9 @@ func (s *lockService) Release(ctx context.Context, req *connect.Request[raftlock
 	if m.FencingToken != nil {
 		c.HasToken, c.Token = true, *m.FencingToken
 	}
-	r, err := s.n.propose(ctx, c)
-	if err == nil {
-		err = resultError(r)
-	}
+	r, err := s.commit(ctx, c)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	return connect.NewResponse(&raftlockv1.ReleaseResponse{Released: r.Released}), nil
 }
@@ -94,12 +91,9 @@ func (s *lockService) ReleaseAll(ctx context.Context, req *connect.Request[raftl
 	if err != nil {
 		return nil, connectError(err)
 	}
-	r, err := s.n.propose(ctx, &fsm.Command{Op: fsm.OpReleaseAll, Owner: m.OwnerId, RequestID: rid, Keys: releaseAllPrefixes(ctx)})
-	if err == nil {
-		err = resultError(r)
-	}
+	r, err := s.commit(ctx, &fsm.Command{Op: fsm.OpReleaseAll, Owner: m.OwnerId, RequestID: rid, Keys: releaseAllPrefixes(ctx)})
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	return connect.NewResponse(&raftlockv1.ReleaseAllResponse{ReleasedCount: uint32(r.Count)}), nil
 }
@@ -113,12 +107,9 @@ func (s *lockService) Refresh(ctx context.Context, req *connect.Request[raftlock
 	if c.Expire, err = duration("expire", m.Expire, fsm.ValidateExpire); err != nil {
 		return nil, connectError(err)
 	}
-	r, err := s.n.propose(ctx, c)
-	if err == nil {
-		err = resultError(r)
-	}
+	r, err := s.commit(ctx, c)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	return connect.NewResponse(&raftlockv1.RefreshResponse{Locks: s.locksOf(r, r.Now)}), nil
 }
@@ -129,12 +120,9 @@ func (s *lockService) ForceRelease(ctx context.Context, req *connect.Request[raf
 	if err != nil {
 		return nil, connectError(err)
 	}
-	r, err := s.n.propose(ctx, c)
-	if err == nil {
-		err = resultError(r)
-	}
+	r, err := s.commit(ctx, c)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	return connect.NewResponse(&raftlockv1.ForceReleaseResponse{ReleasedCount: uint32(r.Count)}), nil
 }
@@ -220,6 +208,19 @@ func (s *lockService) GetRequestOutcome(ctx context.Context, req *connect.Reques
 		out = outcomeProto(&r)
 	}
 	return connect.NewResponse(&raftlockv1.GetRequestOutcomeResponse{Outcome: out}), nil
+}
+
+// commit proposes a command that does not wait and turns a failure, or an
+// outcome other than success, into the call's Connect error.
+func (s *lockService) commit(ctx context.Context, c *fsm.Command) (*fsm.Result, error) {
+	r, err := s.n.propose(ctx, c)
+	if err == nil {
+		err = resultError(r)
+	}
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return r, nil
 }
 
 // commandFor validates the fields every keyed request shares and returns

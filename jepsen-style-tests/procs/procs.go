@@ -322,40 +322,51 @@ type DebugState struct {
 
 // State fetches node i's /debug/state.
 func (c *Cluster) State(ctx context.Context, i int) (DebugState, error) {
-	var st DebugState
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme+"://"+c.Nodes[i].Addr+"/debug/state", nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("%s: /debug/state: %s", c.Nodes[i].ID, resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return FetchState(ctx, c.http, c.scheme+"://"+c.Nodes[i].Addr)
 }
 
 // SetClock skews node i's clocks: a wall-clock offset and a monotonic
 // rate (1 = true).
 func (c *Cluster) SetClock(ctx context.Context, i int, offset time.Duration, rate float64) error {
-	url := fmt.Sprintf("%s://%s/debug/clock?offset=%s&rate=%g", c.scheme, c.Nodes[i].Addr, offset, rate)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	return SetClock(ctx, c.http, c.scheme+"://"+c.Nodes[i].Addr, offset, rate)
+}
+
+// FetchState reads /debug/state of the node at base (scheme://host:port).
+func FetchState(ctx context.Context, hc *http.Client, base string) (DebugState, error) {
+	var st DebugState
+	b, err := do(ctx, hc, http.MethodGet, base+"/debug/state")
 	if err != nil {
-		return err
+		return st, err
 	}
-	resp, err := c.http.Do(req)
+	return st, json.Unmarshal(b, &st)
+}
+
+// SetClock sets the wall-clock offset and monotonic rate of the node at
+// base through its /debug/clock (nodes started with --unsafe-clock-control).
+func SetClock(ctx context.Context, hc *http.Client, base string, offset time.Duration, rate float64) error {
+	_, err := do(ctx, hc, http.MethodPost, fmt.Sprintf("%s/debug/clock?offset=%s&rate=%g", base, offset, rate))
+	return err
+}
+
+// do sends a body-less request and returns the body of a 200 answer.
+func do(ctx context.Context, hc *http.Client, method, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: set clock: %s: %s", c.Nodes[i].ID, resp.Status, b)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, bytes.TrimSpace(b))
+	}
+	return b, nil
 }
 
 // Leader returns the index of the node every running, responsive node

@@ -19,6 +19,7 @@ import (
 
 	"github.com/raftlock/raftlock/jepsen-style-tests/history"
 	"github.com/raftlock/raftlock/jepsen-style-tests/nemesis"
+	"github.com/raftlock/raftlock/jepsen-style-tests/procs"
 )
 
 // Docker is the backend of the compose cluster of docker/compose.yaml: the
@@ -213,21 +214,7 @@ func (d *Docker) Resume(i int) error {
 
 // SetClock skews node i's clocks through its debug endpoint.
 func (d *Docker) SetClock(ctx context.Context, i int, offset time.Duration, rate float64) error {
-	url := fmt.Sprintf("http://%s/debug/clock?offset=%s&rate=%g", d.nodes[i].hostAddr, offset, rate)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := d.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: set clock: %s: %s", d.nodes[i].id, resp.Status, b)
-	}
-	return nil
+	return procs.SetClock(ctx, d.http, "http://"+d.nodes[i].hostAddr, offset, rate)
 }
 
 func (d *Docker) getJSON(ctx context.Context, method, addr, path string, out any) error {
@@ -278,11 +265,8 @@ func (d *Docker) Leader(ctx context.Context) (int, error) {
 func (d *Docker) States(ctx context.Context) (map[string]State, error) {
 	out := map[string]State{}
 	for _, n := range d.nodes {
-		var st struct {
-			Index uint64 `json:"index"`
-			Hash  string `json:"hash"`
-		}
-		if err := d.getJSON(ctx, http.MethodGet, n.hostAddr, "/debug/state", &st); err != nil {
+		st, err := procs.FetchState(ctx, d.http, "http://"+n.hostAddr)
+		if err != nil {
 			return nil, err
 		}
 		out[n.id] = State{Index: st.Index, Hash: st.Hash}
