@@ -19,7 +19,7 @@
 // Commands:
 //
 //	acquire [--owner O] [--expire 60s] [--wait 0s] [--request-id ID] KEY...
-//	release [--owner O] [--token N] [--force] KEY...
+//	release [--owner O] [--fencing-token N] [--force] KEY...
 //	release-all [--owner O]
 //	get KEY
 //	list [--prefix P] [--owner O] [--limit N]
@@ -121,7 +121,7 @@ type env struct {
 
 var commands = map[string]command{
 	"acquire":         {"acquire [--owner O] [--expire 60s] [--wait 0s] [--request-id ID] KEY...", acquireCmd},
-	"release":         {"release [--owner O] [--token N] [--force] KEY...", releaseCmd},
+	"release":         {"release [--owner O] [--fencing-token N] [--force] KEY...", releaseCmd},
 	"release-all":     {"release-all [--owner O]", releaseAllCmd},
 	"get":             {"get KEY", getCmd},
 	"list":            {"list [--prefix P] [--owner O] [--limit N]", listCmd},
@@ -376,7 +376,8 @@ func acquireCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 func releaseCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	var owner ownerFlag
 	fs.Var(&owner, "owner", "owner of the lock (default: anonymous)")
-	token := fs.String("token", "", "free the keys only if they still carry this fencing token")
+	// Not --token: that is the global bearer token.
+	token := fs.String("fencing-token", "", "free the keys only if they still carry this fencing token")
 	force := fs.Bool("force", false, "free the keys whoever holds them (administrative)")
 	return func(ctx context.Context, e *env, args []string) error {
 		if err := needKeys(args); err != nil {
@@ -385,7 +386,7 @@ func releaseCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		switch {
 		case *force:
 			if owner.set || *token != "" {
-				return usagef("--force takes no --owner or --token")
+				return usagef("--force takes no --owner or --fencing-token")
 			}
 			n, err := e.cl.ForceRelease(ctx, args)
 			if err != nil {
@@ -395,7 +396,7 @@ func releaseCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		case *token != "":
 			tk, err := strconv.ParseUint(*token, 10, 64)
 			if err != nil {
-				return usagef("--token %q: %v", *token, err)
+				return usagef("--fencing-token %q: %v", *token, err)
 			}
 			if err := e.cl.ReleaseWithToken(ctx, args, owner.v, tk); err != nil {
 				return err
