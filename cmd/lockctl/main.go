@@ -14,7 +14,7 @@
 //	--protocol grpc            grpc, connect-json or connect-proto
 //	--tls-ca FILE              speak TLS, trusting this CA (env RAFTLOCK_TLS_CA)
 //	--tls-cert, --tls-key      a client certificate to present (env RAFTLOCK_TLS_CERT, RAFTLOCK_TLS_KEY)
-//	--token SECRET             bearer token for nodes with --auth-tokens (env RAFTLOCK_TOKEN)
+//	--token SECRET             bearer token for nodes with --auth-tokens (env RAFTLOCK_TOKEN; needs TLS)
 //
 // Commands:
 //
@@ -258,6 +258,9 @@ func newClient(g *globals) (*client.Client, error) {
 		opts = append(opts, client.WithTLS(tc))
 	}
 	if g.token != "" {
+		if g.tlsCA == "" && slices.ContainsFunc(eps, func(e string) bool { return !strings.HasPrefix(e, "https://") }) {
+			return nil, fmt.Errorf("--token needs TLS (--tls-ca, or https:// endpoints): a bearer token must not cross the network in clear")
+		}
 		opts = append(opts, client.WithBearerToken(g.token))
 	}
 	return client.New(eps, opts...)

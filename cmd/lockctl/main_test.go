@@ -233,3 +233,12 @@ func TestEveryCommandParsesItsFlags(t *testing.T) {
 		}
 	}
 }
+
+// A bearer token is never sent in clear: --token without TLS is a usage
+// error before anything is sent.
+func TestTokenNeedsTLS(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--endpoints", "127.0.0.1:1", "--token", "rl_x", "status"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--token needs TLS") {
+		t.Fatalf("lockctl --token without TLS: exit %d, stderr %q", code, stderr.String())
+	}
+}
