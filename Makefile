@@ -35,6 +35,19 @@ checkgenerate: generate ## Fail if regenerating changes api/gen
 	@git diff --exit-code -- api/gen || (echo "api/gen is stale: run make generate and commit"; exit 1)
 	@test -z "$$(git status --porcelain -- api/gen)" || (echo "api/gen has untracked files: run make generate and commit"; git status --porcelain -- api/gen; exit 1)
 
+# ---- TLS: development certificates, made with the Go standard library by
+# lockctl certs (cluster/certs). Production brings its own PKI.
+CERTS_DIR  ?= certs
+CERT_HOSTS ?= 127.0.0.1,localhost,n1,n2,n3
+
+.PHONY: certs
+certs: ## Development CA, node certificate (CERT_HOSTS) and client certificate in ./certs (kept if there: rm -r certs to renew)
+	@if [ -f $(CERTS_DIR)/ca.crt ]; then \
+	  echo "$(CERTS_DIR)/ca.crt exists: keeping $(CERTS_DIR)/ (rm -r $(CERTS_DIR) to make new ones)"; \
+	else \
+	  $(GO) run ./cmd/lockctl certs --dir $(CERTS_DIR) --hosts $(CERT_HOSTS); \
+	fi
+
 .PHONY: cluster
 cluster: ## Start a local 3-node cluster of real processes on 127.0.0.1:7071-7073
 	scripts/cluster.sh start
@@ -63,16 +76,41 @@ docker: build ## Build the image raftlock:dev, or IMAGE=... (FROM scratch: every
 	docker build -q -f docker/Dockerfile -t $(IMAGE) "$$ctx" && \
 	docker image ls $(IMAGE)
 
+# TLS=1: add docker/compose.tls.yaml (certificates of ./certs mounted at
+# /certs, RAFTLOCK_TLS_*); DOCKER_AUTH_TOKENS=/certs/tokens.json turns
+# tokens on as well (a token file in ./certs).
+TLS                ?=
+DOCKER_AUTH_TOKENS ?=
+COMPOSE_FILES      := -f $(COMPOSE_FILE) $(if $(TLS),-f docker/compose.tls.yaml)
+
 .PHONY: docker-up
-docker-up: ## Start the 3-node compose cluster on ports 7071-7073 (make docker first; stop make cluster first)
-	RAFTLOCK_IMAGE=$(IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) up -d
+docker-up: $(if $(TLS),docker-certs) ## Start the 3-node compose cluster on ports 7071-7073 (make docker first; stop make cluster first; TLS=1 for TLS)
+	RAFTLOCK_IMAGE=$(IMAGE) RAFTLOCK_CERTS_DIR=$(abspath $(CERTS_DIR)) RAFTLOCK_DOCKER_AUTH_TOKENS=$(DOCKER_AUTH_TOKENS) \
+	  $(COMPOSE) $(COMPOSE_FILES) up -d
+
+.PHONY: docker-up-tls
+docker-up-tls: ## The compose cluster with TLS (make certs, then docker-up TLS=1); https://127.0.0.1:7071, CA certs/ca.crt
+	$(MAKE) docker-up TLS=1
+
+# The containers run as 65532 and mount ./certs read-only: the keys must be
+# readable by that user. As root the keys are given to it (they stay 0600);
+# otherwise (also rootless Docker) they are made world-readable, acceptable
+# only for this development CA on a machine of your own.
+.PHONY: docker-certs
+docker-certs: certs ## make certs, and let the image's user (65532) read ./certs/node.key and client.key
+	@if [ "$$(id -u)" = 0 ]; then \
+	  chown 65532:65532 $(CERTS_DIR)/node.key $(CERTS_DIR)/client.key; \
+	else \
+	  chmod 0644 $(CERTS_DIR)/node.key $(CERTS_DIR)/client.key; \
+	  echo "note: $(CERTS_DIR)/node.key and client.key are now world-readable (development certificates only)"; \
+	fi
 
 .PHONY: docker-down
-docker-down: ## Stop the 3-node cluster and delete its containers, network and volumes
+docker-down: ## Stop the 3-node cluster (plain or TLS) and delete its containers, network and volumes
 	RAFTLOCK_IMAGE=$(IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) down -v --remove-orphans
 
 .PHONY: docker-test
-docker-test: ## Run the Docker suite (builds the image, runs clusters beside yours, cleans up)
+docker-test: ## Run the Docker suite, plain and TLS (builds the image, runs clusters beside yours, cleans up)
 	$(GO) test -tags docker -count=1 -v -timeout 20m ./docker/...
 
 # ---- The fault-injection suite (jepsen-style-tests/README.md).

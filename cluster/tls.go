@@ -148,7 +148,9 @@ func (s *tlsState) apiServer() *tls.Config {
 			}
 			switch s.files.ClientAuth {
 			case "none":
-				c.ClientAuth = tls.NoClientCert
+				// Still ask: a forwarding node shows its certificate here
+				// (verified by isPeerState); callers may send none.
+				c.ClientAuth = tls.RequestClientCert
 			case "require":
 				c.ClientAuth = tls.RequireAndVerifyClientCert
 			default:

@@ -38,6 +38,24 @@ func TestTLSCluster(t *testing.T) {
 	}
 }
 
+// With --tls-client-auth none a follower still forwards to the leader: the
+// leader asks for (without requiring) a certificate, so the forwarding
+// node's is shown and accepted, while an API caller needs none.
+func TestTLSClientAuthNoneStillForwards(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.WithTLS(), clustertest.WithConfig(func(cfg *cluster.Config) { cfg.TLS.ClientAuth = "none" }))
+	ctx := ctxT(t)
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(filepath.Join(c.CertDir, "ca.crt"))
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("ca.crt: %v", err)
+	}
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	for _, i := range c.Followers() {
+		lc := raftlockv1connect.NewLockServiceClient(noCert, "https://"+c.Addr(i), connect.WithProtoJSON())
+		mustAcquire(t, ctx, lc, "alice", "none-"+c.ID(i))
+	}
+}
+
 // With TLS on, plain-text API calls and plain-text Raft streams are
 // refused, and so is anyone without a node certificate on the Raft and
 // node-to-node paths.

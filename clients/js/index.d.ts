@@ -27,7 +27,9 @@ export declare function busyMessage(key: string): string;
  * ("aborted": a key is busy; "deadline_exceeded": the wait timed out;
  * "failed_precondition": not held / stale fencing token; "invalid_argument";
  * "canceled": a waiting acquire was withdrawn; "unavailable": no node
- * answered, or the outcome is unknown; "resource_exhausted": a limit).
+ * answered, or the outcome is unknown; "resource_exhausted": a limit;
+ * "unauthenticated": no token or an unknown one; "permission_denied": the
+ * token does not allow this verb or key).
  */
 export declare class RaftlockError extends Error {
   constructor(code: ErrorCode | string, message: string, extra?: { requestId?: string; cause?: unknown; key?: string });
@@ -43,16 +45,45 @@ export declare class LockLostError extends RaftlockError {
   constructor(message: string, extra?: { cause?: unknown });
 }
 
+/**
+ * TLS towards nodes started with --tls-cert/--tls-key/--tls-ca. PEM contents
+ * (ca, cert, key) or file paths (caFile, certFile, keyFile, read once when
+ * the client is made); give one of each pair, not both.
+ */
+export interface TLSOptions {
+  /** The CA bundle that signed the nodes' certificates (e.g. certs/ca.crt of `lockctl certs`). Required. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  caFile?: string;
+  /** A client certificate and its key, for nodes with --tls-client-auth require (or verify-if-given). */
+  cert?: string | Buffer;
+  certFile?: string;
+  key?: string | Buffer;
+  keyFile?: string;
+  /** The name to check the node certificates against. Default: each endpoint's host. */
+  servername?: string;
+}
+
 export interface ClientOptions {
-  /** Nodes to call: "http://host:port" or "host:port". Any node works; the leader is learnt from answers. Default ["http://127.0.0.1:7070"]; a comma-separated string is accepted. */
+  /** Nodes to call: "http://host:port", "https://host:port" or "host:port" (https when tls or token is set). Any node works; the leader is learnt from answers. Default ["http://127.0.0.1:7070"] (https with tls); a comma-separated string is accepted. */
   endpoints?: string[] | string;
+  /**
+   * Speak TLS, trusting this CA (and presenting a client certificate if
+   * given). Calls go through node:https; not combinable with fetch.
+   */
+  tls?: TLSOptions;
+  /**
+   * Bearer token for nodes with --auth-tokens (`lockctl token` makes one).
+   * Sent as "authorization: Bearer <token>"; http:// endpoints are then
+   * refused, so the secret never crosses the network in clear.
+   */
+  token?: string;
   /** Milliseconds one HTTP attempt may take beyond the wait it asks for. Default 5000. */
   requestTimeout?: number;
   /** Milliseconds a call keeps retrying (unavailable, network errors), beyond its wait. Default 15000. */
   retryTimeout?: number;
   /** Prefix added to every key on the wire and removed from keys in answers. Default "". */
   namespace?: string;
-  /** fetch implementation. Default globalThis.fetch. */
+  /** fetch implementation. Default globalThis.fetch (with tls: node:https). */
   fetch?: typeof fetch;
   /** Extra request headers (e.g. authorization for a proxy in front of the nodes). */
   headers?: Record<string, string>;
@@ -160,6 +191,11 @@ export declare class RaftlockClient {
   close(): Promise<void>;
 }
 
+/**
+ * Provider options. Unset endpoints, tls and token come from the
+ * environment lockctl reads too: RAFTLOCK_ENDPOINTS, RAFTLOCK_TLS_CA
+ * (+ RAFTLOCK_TLS_CERT, RAFTLOCK_TLS_KEY) as file paths, RAFTLOCK_TOKEN.
+ */
 export interface RaftlockProviderOptions extends ClientOptions {}
 
 /**
@@ -168,7 +204,7 @@ export interface RaftlockProviderOptions extends ClientOptions {}
  */
 export declare class RaftlockLockingProvider {
   static identifier: 'locking-raftlock';
-  /** Framework style (container, options), or (options) by hand. Endpoints default to $RAFTLOCK_ENDPOINTS (comma-separated), else http://127.0.0.1:7070. */
+  /** Framework style (container, options), or (options) by hand. Endpoints default to $RAFTLOCK_ENDPOINTS (comma-separated), else http://127.0.0.1:7070; tls and token to $RAFTLOCK_TLS_CA/_CERT/_KEY and $RAFTLOCK_TOKEN. */
   constructor(container: unknown, options?: RaftlockProviderOptions);
   constructor(options?: RaftlockProviderOptions);
   readonly client: RaftlockClient;

@@ -14,12 +14,12 @@
 //	--protocol grpc            grpc, connect-json or connect-proto
 //	--tls-ca FILE              speak TLS, trusting this CA (env RAFTLOCK_TLS_CA)
 //	--tls-cert, --tls-key      a client certificate to present (env RAFTLOCK_TLS_CERT, RAFTLOCK_TLS_KEY)
-//	--token SECRET             bearer token for nodes with --auth-tokens (env RAFTLOCK_TOKEN)
+//	--token SECRET             bearer token for nodes with --auth-tokens (env RAFTLOCK_TOKEN; needs TLS)
 //
 // Commands:
 //
 //	acquire [--owner O] [--expire 60s] [--wait 0s] [--request-id ID] KEY...
-//	release [--owner O] [--token N] [--force] KEY...
+//	release [--owner O] [--fencing-token N] [--force] KEY...
 //	release-all [--owner O]
 //	get KEY
 //	list [--prefix P] [--owner O] [--limit N]
@@ -121,7 +121,7 @@ type env struct {
 
 var commands = map[string]command{
 	"acquire":         {"acquire [--owner O] [--expire 60s] [--wait 0s] [--request-id ID] KEY...", acquireCmd},
-	"release":         {"release [--owner O] [--token N] [--force] KEY...", releaseCmd},
+	"release":         {"release [--owner O] [--fencing-token N] [--force] KEY...", releaseCmd},
 	"release-all":     {"release-all [--owner O]", releaseAllCmd},
 	"get":             {"get KEY", getCmd},
 	"list":            {"list [--prefix P] [--owner O] [--limit N]", listCmd},
@@ -258,6 +258,9 @@ func newClient(g *globals) (*client.Client, error) {
 		opts = append(opts, client.WithTLS(tc))
 	}
 	if g.token != "" {
+		if g.tlsCA == "" && slices.ContainsFunc(eps, func(e string) bool { return !strings.HasPrefix(e, "https://") }) {
+			return nil, fmt.Errorf("--token needs TLS (--tls-ca, or https:// endpoints): a bearer token must not cross the network in clear")
+		}
 		opts = append(opts, client.WithBearerToken(g.token))
 	}
 	return client.New(eps, opts...)
@@ -376,7 +379,8 @@ func acquireCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 func releaseCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	var owner ownerFlag
 	fs.Var(&owner, "owner", "owner of the lock (default: anonymous)")
-	token := fs.String("token", "", "free the keys only if they still carry this fencing token")
+	// Not --token: that is the global bearer token.
+	token := fs.String("fencing-token", "", "free the keys only if they still carry this fencing token")
 	force := fs.Bool("force", false, "free the keys whoever holds them (administrative)")
 	return func(ctx context.Context, e *env, args []string) error {
 		if err := needKeys(args); err != nil {
@@ -385,7 +389,7 @@ func releaseCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		switch {
 		case *force:
 			if owner.set || *token != "" {
-				return usagef("--force takes no --owner or --token")
+				return usagef("--force takes no --owner or --fencing-token")
 			}
 			n, err := e.cl.ForceRelease(ctx, args)
 			if err != nil {
@@ -395,7 +399,7 @@ func releaseCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		case *token != "":
 			tk, err := strconv.ParseUint(*token, 10, 64)
 			if err != nil {
-				return usagef("--token %q: %v", *token, err)
+				return usagef("--fencing-token %q: %v", *token, err)
 			}
 			if err := e.cl.ReleaseWithToken(ctx, args, owner.v, tk); err != nil {
 				return err

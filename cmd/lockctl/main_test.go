@@ -179,8 +179,8 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("list human: %s", r.stdout)
 	}
 	run(1, "release", "--owner", "bob", "a")
-	run(1, "release", "--owner", "alice", "--token", "1", "a")
-	run(0, "release", "--owner", "alice", "--token", jsonNumber(acq.Token), "a")
+	run(1, "release", "--owner", "alice", "--fencing-token", "1", "a")
+	run(0, "release", "--owner", "alice", "--fencing-token", jsonNumber(acq.Token), "a")
 	if r = run(0, "--json", "get", "a"); !strings.Contains(r.stdout, `"held": false`) {
 		t.Fatalf("get after release: %s", r.stdout)
 	}
@@ -219,4 +219,26 @@ func TestCommands(t *testing.T) {
 	run(2, "exec", "k")
 	run(2, "release", "--force", "--owner", "x", "k")
 	run(0, "--help")
+}
+
+// Every command's flags live beside the global ones in one flag set: a
+// command flag named like a global flag (release's fencing token was once
+// --token, the global bearer token's name) panics at parse time. --help
+// parses every command's flags without calling a node.
+func TestEveryCommandParsesItsFlags(t *testing.T) {
+	for name := range commands {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{name, "--help"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "usage: lockctl "+name) {
+			t.Errorf("lockctl %s --help: exit %d, stdout %q, stderr %q", name, code, stdout.String(), stderr.String())
+		}
+	}
+}
+
+// A bearer token is never sent in clear: --token without TLS is a usage
+// error before anything is sent.
+func TestTokenNeedsTLS(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--endpoints", "127.0.0.1:1", "--token", "rl_x", "status"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--token needs TLS") {
+		t.Fatalf("lockctl --token without TLS: exit %d, stderr %q", code, stderr.String())
+	}
 }

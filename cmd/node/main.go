@@ -56,6 +56,7 @@ func run(args []string, stderr io.Writer) error {
 	tlsCA := fs.String("tls-ca", "", "CA bundle that signs node certificates (mutual TLS between nodes)")
 	tlsClientCA := fs.String("tls-client-ca", "", "CA bundle for API callers' certificates (default: --tls-ca)")
 	tlsClientAuth := fs.String("tls-client-auth", "verify-if-given", "API caller certificates: none, verify-if-given or require")
+	authTokens := fs.String("auth-tokens", "", "token file (JSON, SHA-256 of each token, its key prefixes and verbs): every API call needs a bearer token from it; needs TLS; reloaded on SIGHUP")
 	debug := fs.Bool("debug", false, "serve /debug/state (replica state hash) and /debug/pprof")
 	journal := fs.String("debug-journal", "", "append one JSON line per applied Raft entry to this file (fault suite)")
 	clockControl := fs.Bool("unsafe-clock-control", false, "UNSAFE, testing only: let POST /debug/clock skew this node's clocks")
@@ -77,6 +78,7 @@ func run(args []string, stderr io.Writer) error {
 	cfg.ID, cfg.Listen, cfg.Advertise, cfg.DataDir = *id, *listen, *advertise, *dataDir
 	cfg.InitialCluster, cfg.Join, cfg.Logger = peers, *join, logger
 	cfg.Debug, cfg.UnsafeBug = *debug, *bug
+	cfg.AuthTokens = *authTokens
 	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
 		cfg.TLS = &cluster.TLS{CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA, ClientCAFile: *tlsClientCA, ClientAuth: *tlsClientAuth}
 	}

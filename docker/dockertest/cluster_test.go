@@ -5,6 +5,8 @@ package dockertest
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 
 	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
+	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
 )
 
 // TestComposeCluster protects an operator's first hour with the compose
@@ -21,10 +24,19 @@ import (
 // held lock keeps its owner and fencing token; the killed node comes back
 // and catches up; stopping and starting every container, and then
 // recreating every container from its volume, keeps the lock table; and a
-// key released after all that is granted again with a larger token.
+// key released after all that is granted again with a larger token. It
+// runs plain and with TLS and tokens (docker/compose.tls.yaml), where it
+// first checks that the secured ports refuse what they must.
 func TestComposeCluster(t *testing.T) {
-	c := newCluster(t)
+	forEachMode(t, testComposeCluster)
+}
+
+func testComposeCluster(t *testing.T, m mode) {
+	c := newCluster(t, m)
 	all := []int{0, 1, 2}
+	if m.tls {
+		c.checkRefusals()
+	}
 
 	// Every host port takes a lock, and every other port sees it.
 	want := map[string]*raftlockv1.Lock{}
@@ -228,4 +240,63 @@ func (c *cluster) containerIDs() map[string]string {
 		ids[n] = strings.TrimSpace(c.docker("inspect", "--format", "{{.Id}}", c.container(n)))
 	}
 	return ids
+}
+
+// checkRefusals protects what TLS and tokens promise on every host port of
+// a secured cluster: plain text gets no API answer; a TLS call without a
+// token, or with an unknown one, is unauthenticated; a token limited to
+// tenant-a/ is permission_denied on a tenant-b/ key and takes nothing;
+// a client that does not trust the cluster's CA fails the handshake; and
+// /readyz, which the containers' healthcheck reads, stays open.
+func (c *cluster) checkRefusals() {
+	c.t.Helper()
+	const key = "tenant-b/stock"
+	for i := range nodes {
+		// Plain HTTP to the TLS port: the TLS layer answers 400 itself.
+		plain := &http.Client{Timeout: callTimeout}
+		resp, err := plain.Post(fmt.Sprintf("http://127.0.0.1:%d/raftlock.v1.LockService/GetLock", c.ports[i]), "application/json", strings.NewReader(`{"key":"k"}`))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "HTTPS server") {
+				c.t.Fatalf("plain-text call to %s's TLS port: %s %q, want the TLS layer's 400", nodes[i], resp.Status, body)
+			}
+		}
+		// The host's view of the TLS port does not trust just any CA.
+		if _, err := (&http.Client{Timeout: callTimeout}).Get(fmt.Sprintf("https://127.0.0.1:%d/readyz", c.ports[i])); err == nil || !strings.Contains(err.Error(), "certificate") {
+			c.t.Fatalf("https to %s without the development CA: err = %v, want a certificate error", nodes[i], err)
+		}
+		// Health is open to anyone who speaks TLS: no token needed.
+		resp, err = c.client("").Get(c.url(i) + "/readyz")
+		if err != nil {
+			c.t.Fatalf("readyz of %s over TLS: %v", nodes[i], err)
+		}
+		resp.Body.Close()
+
+		for _, tc := range []struct {
+			name, token string
+			code        connect.Code
+		}{
+			{"no token", "", connect.CodeUnauthenticated},
+			{"an unknown token", "rl_" + randHex(24), connect.CodeUnauthenticated},
+			{"the tenant-a token", secrets.tokens[tenantTokenName], connect.CodePermissionDenied},
+		} {
+			_, err := call(c, func(ctx context.Context) (*connect.Response[raftlockv1.AcquireResponse], error) {
+				return raftlockv1connect.NewLockServiceClient(c.client(tc.token), c.url(i)).Acquire(ctx, connect.NewRequest(&raftlockv1.AcquireRequest{
+					Keys: []string{key}, OwnerId: "intruder", RequestId: "dockertest-" + randHex(8),
+				}))
+			})
+			if connect.CodeOf(err) != tc.code {
+				c.t.Fatalf("acquire %s through %s with %s: err = %v, want %s", key, nodes[i], tc.name, err, tc.code)
+			}
+			for _, secret := range secrets.tokens {
+				if strings.Contains(err.Error(), secret) {
+					c.t.Fatalf("the refusal names a token secret: %v", err)
+				}
+			}
+		}
+	}
+	if got := c.getLock(key); got != nil {
+		c.t.Fatalf("after the refused acquires, %s is %v, want free", key, got)
+	}
 }

@@ -6,6 +6,11 @@
 // lock table outlives restarting and recreating every container (named
 // volumes), and lockctl works inside a container.
 //
+// Every cluster test runs twice: plain (docker/compose.yaml), and with TLS
+// and bearer tokens (docker/compose.tls.yaml on top, certificates made by
+// `make docker-certs`, an --auth-tokens file), where plain text, a missing
+// or unknown token and another tenant's key are refused as well.
+//
 // The tests are behind the docker build tag:
 //
 //	go test -tags docker -count=1 ./docker/...   # or: make docker-test

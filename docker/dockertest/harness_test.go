@@ -6,7 +6,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +28,7 @@ import (
 
 	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
 	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
+	nodecfg "github.com/raftlock/raftlock/cluster"
 )
 
 // nodes are the services of docker/compose.yaml, in order: index i of a
@@ -45,6 +49,10 @@ const (
 // TestMain removes the image the suite built, once every test is done.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if err := removeCerts(); err != nil {
+		fmt.Fprintf(os.Stderr, "dockertest: removing the TLS material: %v\n", err)
+		code = 1
+	}
 	if image.tag != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 		if out, err := run(ctx, nil, "docker", "rmi", image.tag); err != nil {
@@ -170,28 +178,150 @@ func imageHasFile(t *testing.T, img, path string) bool {
 	return true
 }
 
+// ---- TLS and tokens ----
+
+// mode is how a cluster is secured: plain (docker/compose.yaml alone), or
+// TLS with tokens (docker/compose.tls.yaml on top, certificates made by
+// `make docker-certs`, an --auth-tokens file).
+type mode struct {
+	name string
+	tls  bool
+}
+
+// modes are the ways every cluster test runs.
+var modes = []mode{{name: "plain"}, {name: "tls", tls: true}}
+
+// forEachMode runs test once per mode, as subtests named after the mode.
+func forEachMode(t *testing.T, test func(t *testing.T, m mode)) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { test(t, m) })
+	}
+}
+
+// Tokens of the TLS clusters. The harness calls with adminToken; the
+// tenant token may acquire and read only under tenantPrefix.
+const (
+	adminTokenName  = "dockertest-admin"
+	tenantTokenName = "tenant-a"
+	tenantPrefix    = "tenant-a/"
+)
+
+// secrets is the material of the TLS clusters, made once per test binary:
+// a directory (mounted at /certs in every node) with the development CA,
+// a node certificate for n1..n3 and 127.0.0.1, a client certificate and
+// tokens.json; and the token secrets.
+var secrets struct {
+	once   sync.Once
+	dir    string
+	tokens map[string]string // name -> secret
+	err    error
+}
+
+// certsDir makes the TLS material the way an operator does: `make
+// docker-certs` (make certs, then the keys readable by the image's user
+// 65532) into a temporary directory, and a token file beside it.
+func certsDir(t *testing.T) string {
+	t.Helper()
+	secrets.once.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			secrets.err = err
+			return
+		}
+		base, err := os.MkdirTemp("", "raftlock-dockertest-certs-")
+		if err != nil {
+			secrets.err = err
+			return
+		}
+		secrets.dir = filepath.Join(base, "certs")
+		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+		defer cancel()
+		if out, err := run(ctx, nil, "make", "-C", root, "docker-certs", "CERTS_DIR="+secrets.dir, "CERT_HOSTS=127.0.0.1,localhost,n1,n2,n3"); err != nil {
+			secrets.err = fmt.Errorf("make docker-certs: %w\n%s", err, out)
+			return
+		}
+		secrets.tokens = map[string]string{adminTokenName: "rl_" + randHex(24), tenantTokenName: "rl_" + randHex(24)}
+		file := nodecfg.TokenFile{Tokens: []nodecfg.Token{
+			{Name: adminTokenName, SHA256: nodecfg.HashToken(secrets.tokens[adminTokenName]), Verbs: []string{nodecfg.VerbAcquire, nodecfg.VerbRead, nodecfg.VerbAdmin}},
+			{Name: tenantTokenName, SHA256: nodecfg.HashToken(secrets.tokens[tenantTokenName]), Prefixes: []string{tenantPrefix}, Verbs: []string{nodecfg.VerbAcquire, nodecfg.VerbRead}},
+		}}
+		b, err := json.MarshalIndent(file, "", "  ")
+		if err != nil {
+			secrets.err = err
+			return
+		}
+		// Hashes only: readable by the container user like the certificates.
+		secrets.err = os.WriteFile(filepath.Join(secrets.dir, "tokens.json"), b, 0o644)
+	})
+	if secrets.err != nil {
+		t.Fatalf("making the TLS material: %v", secrets.err)
+	}
+	return secrets.dir
+}
+
+// removeCerts deletes the TLS material (TestMain, after every test).
+func removeCerts() error {
+	if secrets.dir == "" {
+		return nil
+	}
+	return os.RemoveAll(filepath.Dir(secrets.dir))
+}
+
+// tlsConfig trusts the development CA; the harness presents no client
+// certificate (the nodes verify one only if given).
+func tlsConfig(dir string) (*tls.Config, error) {
+	pem, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s/ca.crt: no certificate", dir)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// bearer adds a bearer token to every request.
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
 // ---- a compose cluster ----
 
-// cluster is one run of docker/compose.yaml under a compose project (and
-// container-name prefix) of its own, with its host ports on 127.0.0.1
-// picked free, so it runs beside a developer's cluster on 7071-7073.
+// cluster is one run of docker/compose.yaml (with docker/compose.tls.yaml
+// on top in TLS mode) under a compose project (and container-name prefix)
+// of its own, with its host ports on 127.0.0.1 picked free, so it runs
+// beside a developer's cluster on 7071-7073.
 type cluster struct {
 	t        *testing.T
+	mode     mode
 	project  string
 	composer []string
-	file     string
+	files    []string
 	env      []string
 	ports    []int
-	http     *http.Client
+	scheme   string
+	tls      *tls.Config // TLS mode: trusts the development CA
+	// lockctlFlags go before the command of every lockctl run in a
+	// container (TLS mode: --tls-ca, --token ...).
+	lockctlFlags []string
+	http         *http.Client // the harness's calls: TLS mode adds the admin token
 	// volumes are the volumes seen mounted in the project's containers,
 	// anonymous ones too, so teardown can check they are gone.
 	volumes map[string]bool
 }
 
-// newCluster brings the cluster up and waits until every container is
-// healthy. Cleanup takes it down with its volumes, and checks that nothing
-// of it is left.
-func newCluster(t *testing.T) *cluster {
+// newCluster brings the cluster up in mode m and waits until every
+// container is healthy. Cleanup takes it down with its volumes, and checks
+// that nothing of it is left.
+func newCluster(t *testing.T, m mode) *cluster {
 	t.Helper()
 	composer := requireDocker(t)
 	img := buildImage(t)
@@ -201,10 +331,12 @@ func newCluster(t *testing.T) *cluster {
 	}
 	c := &cluster{
 		t:        t,
+		mode:     m,
 		project:  "rldt" + randHex(4),
 		composer: composer,
-		file:     filepath.Join(root, "docker", "compose.yaml"),
+		files:    []string{filepath.Join(root, "docker", "compose.yaml")},
 		ports:    freePorts(t, len(nodes)),
+		scheme:   "http",
 		http:     &http.Client{Timeout: callTimeout},
 		volumes:  map[string]bool{},
 	}
@@ -212,7 +344,17 @@ func newCluster(t *testing.T) *cluster {
 	for i, n := range nodes {
 		c.env = append(c.env, fmt.Sprintf("RAFTLOCK_%s_PORT=127.0.0.1:%d", strings.ToUpper(n), c.ports[i]))
 	}
-	t.Logf("compose project %s (%s), host ports %v", c.project, strings.Join(composer, " "), c.ports)
+	if m.tls {
+		dir := certsDir(t)
+		if c.tls, err = tlsConfig(dir); err != nil {
+			t.Fatal(err)
+		}
+		c.files = append(c.files, filepath.Join(root, "docker", "compose.tls.yaml"))
+		c.env = append(c.env, "RAFTLOCK_CERTS_DIR="+dir, "RAFTLOCK_DOCKER_AUTH_TOKENS=/certs/tokens.json")
+		c.scheme = "https"
+		c.http = c.client(secrets.tokens[adminTokenName])
+	}
+	t.Logf("compose project %s (%s, %s), host ports %v", c.project, strings.Join(composer, " "), m.name, c.ports)
 	t.Cleanup(c.teardown)
 	c.compose("up", "-d")
 	c.waitHealthy(nodes...)
@@ -247,8 +389,11 @@ func (c *cluster) composeErr(args ...string) (string, error) {
 	if len(args) > 0 && args[0] == "down" {
 		c.noteVolumes(ctx)
 	}
-	full := append(append(c.composer[1:len(c.composer):len(c.composer)], "-p", c.project, "-f", c.file), args...)
-	return run(ctx, c.env, c.composer[0], full...)
+	full := append(c.composer[1:len(c.composer):len(c.composer)], "-p", c.project)
+	for _, f := range c.files {
+		full = append(full, "-f", f)
+	}
+	return run(ctx, c.env, c.composer[0], append(full, args...)...)
 }
 
 // docker runs a docker command and fails the test if it fails.
@@ -409,7 +554,20 @@ func (c *cluster) waitFor(timeout time.Duration, what string, cond func() bool, 
 
 // ---- the API through the host ports ----
 
-func (c *cluster) url(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", c.ports[i]) }
+func (c *cluster) url(i int) string { return fmt.Sprintf("%s://127.0.0.1:%d", c.scheme, c.ports[i]) }
+
+// client is an HTTP client for the host ports: in TLS mode it trusts the
+// development CA and sends token (none if empty).
+func (c *cluster) client(token string) *http.Client {
+	if c.tls == nil {
+		return &http.Client{Timeout: callTimeout}
+	}
+	var rt http.RoundTripper = &http.Transport{TLSClientConfig: c.tls.Clone(), ForceAttemptHTTP2: true}
+	if token != "" {
+		rt = bearer{token: token, base: rt}
+	}
+	return &http.Client{Timeout: callTimeout, Transport: rt}
+}
 
 func (c *cluster) lock(i int) raftlockv1connect.LockServiceClient {
 	return raftlockv1connect.NewLockServiceClient(c.http, c.url(i))

@@ -4,6 +4,7 @@ package dockertest
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -15,18 +16,35 @@ import (
 // TestLockctlInContainer protects the operator's tool inside the image:
 // `docker exec <node> /lockctl` acquires a lock through another node (the
 // cluster network's names), a second owner is refused with a non-zero
-// exit, and release frees the key; the host API sees each step.
-//
-// The lockctl command line (cmd/lockctl, issue 4) is written against its
-// documented interface: `lockctl --endpoints host:port acquire --owner X
-// KEY`. Until `make build` produces it, this test fails saying so.
+// exit, and release frees the key; the host API sees each step. With TLS
+// and tokens, lockctl is given --tls-ca, a client certificate and the
+// tenant token (the container's own RAFTLOCK_TLS_* would make it present
+// the node certificate); without --token it is refused; and a bare
+// `lockctl status`, as the README shows it, works from the container's
+// environment.
 func TestLockctlInContainer(t *testing.T) {
 	img := buildImage(t)
 	if !imageHasFile(t, img, "/lockctl") {
-		t.Fatalf("lockctl not in the image %s: `make build` put no lockctl binary in bin/ (cmd/lockctl, issue 4, is not on this branch yet); the image copies every binary of bin/, so this passes once it is", img)
+		t.Fatalf("lockctl not in the image %s: `make build` put no lockctl binary in bin/; the image copies every binary of bin/, so this passes once it is", img)
 	}
-	c := newCluster(t)
-	const key = "dockertest/lockctl"
+	forEachMode(t, testLockctlInContainer)
+}
+
+func testLockctlInContainer(t *testing.T, m mode) {
+	c := newCluster(t, m)
+	const key = tenantPrefix + "lockctl"
+	if m.tls {
+		c.lockctlFlags = []string{"--tls-ca", "/certs/ca.crt", "--tls-cert", "/certs/client.crt", "--tls-key", "/certs/client.key"}
+		out, err := c.lockctlErr(0, "n2:7070", "acquire", "--owner", "ctl-a", key)
+		if err == nil || !strings.Contains(out, "unauthenticated") {
+			t.Fatalf("lockctl acquire over TLS without --token: err = %v, want a non-zero exit saying unauthenticated:\n%s", err, out)
+		}
+		c.lockctlFlags = append(c.lockctlFlags, "--token", secrets.tokens[tenantTokenName])
+		out, err = c.lockctlErr(0, "n2:7070", "acquire", "--owner", "ctl-a", "tenant-b/lockctl")
+		if err == nil || !strings.Contains(out, "permission denied") {
+			t.Fatalf("lockctl acquire of a tenant-b key with the tenant-a token: err = %v, want a non-zero exit saying permission denied:\n%s", err, out)
+		}
+	}
 
 	out := c.lockctl(0, "n2:7070", "acquire", "--owner", "ctl-a", key)
 	t.Logf("lockctl acquire: %s", out)
@@ -52,6 +70,16 @@ func TestLockctlInContainer(t *testing.T) {
 	if strings.TrimSpace(out) == "" {
 		t.Fatal("lockctl status printed nothing")
 	}
+	if m.tls {
+		// What the README shows, with nothing but the container's
+		// environment (RAFTLOCK_TLS_*: https, the node certificate).
+		// lockctl exits non-zero unless the endpoint answered; its row
+		// names the node.
+		c.lockctlFlags = nil
+		if out = c.lockctl(1, "n3:7070", "status"); !regexp.MustCompile(`(?m)^n3:7070\s+n3\s`).MatchString(out) {
+			t.Fatalf("bare lockctl status in a TLS container:\n%s", out)
+		}
+	}
 }
 
 // lockctl runs /lockctl in node i's container against endpoints and fails
@@ -68,7 +96,7 @@ func (c *cluster) lockctl(i int, endpoints string, args ...string) string {
 func (c *cluster) lockctlErr(i int, endpoints string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	full := append([]string{"exec", c.container(nodes[i]), "/lockctl", "--endpoints", endpoints}, args...)
+	full := append(append([]string{"exec", c.container(nodes[i]), "/lockctl", "--endpoints", endpoints}, c.lockctlFlags...), args...)
 	return run(ctx, nil, "docker", full...)
 }
 

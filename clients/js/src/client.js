@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { Code, LockLostError, RaftlockError, TIMED_OUT_MESSAGE, busyMessage } from './errors.js';
 import { Transport } from './transport.js';
+import { httpsFetch, tlsAgentOptions } from './tls.js';
 
 const LOCK = '/raftlock.v1.LockService/';
 
@@ -53,9 +54,25 @@ export class RaftlockClient {
     }
     if (typeof o.namespace !== 'string') throw new TypeError('raftlock: namespace must be a string');
     this.namespace = o.namespace;
+    const headers = { ...o.headers };
+    if (o.token !== undefined) {
+      if (typeof o.token !== 'string' || o.token.trim() === '' || /[\r\n]/.test(o.token)) {
+        throw new TypeError('raftlock: token must be a non-empty string on one line');
+      }
+      headers.authorization = `Bearer ${o.token.trim()}`;
+    }
+    let f = o.fetch;
+    if (o.tls !== undefined) {
+      if (f !== undefined) throw new TypeError('raftlock: give tls or fetch, not both (a custom fetch brings its own TLS)');
+      f = httpsFetch(tlsAgentOptions(o.tls));
+      this.ownFetch = f;
+      // The default endpoint, over TLS.
+      if (options.endpoints === undefined) o.endpoints = ['127.0.0.1:7070'];
+    }
+    const why = [o.tls !== undefined && 'the tls option', o.token !== undefined && 'a token (a bearer secret)'].filter(Boolean).join(' and ');
     this.transport = new Transport({
       endpoints: o.endpoints, requestTimeout: o.requestTimeout, retryTimeout: o.retryTimeout,
-      fetch: o.fetch, headers: o.headers,
+      fetch: f, headers, https: why !== '', httpsWhy: why, hasToken: o.token !== undefined,
     });
     this.leases = new Set();
   }
@@ -289,7 +306,7 @@ export class RaftlockClient {
     this.transport.close();
     const signal = AbortSignal.timeout(this.transport.requestTimeout);
     this.closing = Promise.allSettled(leases.map((l) => this.release(l.keys, { ownerId: l.ownerId, signal, [CLEANUP]: true })))
-      .then(() => undefined);
+      .then(() => { this.ownFetch?.close(); });
     return this.closing;
   }
 }

@@ -16,8 +16,16 @@ export class RaftlockLockingProvider {
   constructor(...args) {
     // The framework passes (container, options); by hand it is (options).
     const options = (args.length >= 2 ? args[1] : args[0]) ?? {};
-    const endpoints = options.endpoints ?? process.env.RAFTLOCK_ENDPOINTS?.split(',');
-    this.client = new RaftlockClient({ ...options, endpoints });
+    const env = process.env;
+    const endpoints = options.endpoints ?? env.RAFTLOCK_ENDPOINTS?.split(',');
+    // TLS and the token default to the environment lockctl reads too.
+    const token = options.token ?? (env.RAFTLOCK_TOKEN || undefined);
+    let tls = options.tls;
+    if (tls === undefined && options.fetch === undefined && env.RAFTLOCK_TLS_CA) {
+      tls = { caFile: env.RAFTLOCK_TLS_CA };
+      if (env.RAFTLOCK_TLS_CERT || env.RAFTLOCK_TLS_KEY) Object.assign(tls, { certFile: env.RAFTLOCK_TLS_CERT, keyFile: env.RAFTLOCK_TLS_KEY });
+    }
+    this.client = new RaftlockClient({ ...options, endpoints, token, tls });
     this.closed = false;
   }
 

@@ -12,13 +12,17 @@ import { Code, RaftlockError, codeFromHTTPStatus } from './errors.js';
 /** Response header naming the leader's host:port. */
 export const LEADER_HEADER = 'raftlock-leader';
 
-/** Normalises "host:port" or "http://host:port/" to "http://host:port". */
-export function normalizeEndpoint(e) {
+/**
+ * Normalises "host:port" or "http://host:port/" to "http://host:port"; a
+ * bare host:port gets the scheme given ("https" when the client has TLS
+ * options).
+ */
+export function normalizeEndpoint(e, scheme = 'http') {
   if (typeof e !== 'string' || e.trim() === '') {
     throw new TypeError(`raftlock: endpoint ${JSON.stringify(e)} is not a non-empty string`);
   }
   let s = e.trim();
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) s = `http://${s}`;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) s = `${scheme}://${s}`;
   const u = new URL(s);
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
     throw new TypeError(`raftlock: endpoint ${e}: only http and https are supported`);
@@ -41,12 +45,22 @@ export class Transport {
    * @param {number} o.retryTimeout ms a call keeps retrying
    * @param {typeof fetch} [o.fetch]
    * @param {Record<string,string>} [o.headers]
+   * @param {boolean} [o.https] bare host:port endpoints are https, and
+   *   http:// endpoints are refused (TLS options or a token were given)
+   * @param {string} [o.httpsWhy] the option that asks for https, for the error
+   * @param {boolean} [o.hasToken] a bearer token is sent (for the hint on
+   *   an unauthenticated answer)
    */
-  constructor({ endpoints, requestTimeout, retryTimeout, fetch: f, headers }) {
+  constructor({ endpoints, requestTimeout, retryTimeout, fetch: f, headers, https = false, httpsWhy = '', hasToken = false }) {
     if (!Array.isArray(endpoints) || endpoints.length === 0) {
       throw new TypeError('raftlock: endpoints must be a non-empty array');
     }
-    this.endpoints = [...new Set(endpoints.map(normalizeEndpoint))];
+    this.endpoints = [...new Set(endpoints.map((e) => normalizeEndpoint(e, https ? 'https' : 'http')))];
+    if (https) {
+      const plain = this.endpoints.find((e) => e.startsWith('http:'));
+      if (plain) throw new TypeError(`raftlock: endpoint ${plain} is plain http, but ${httpsWhy} needs https:// (or a bare host:port)`);
+    }
+    this.hasToken = hasToken;
     this.requestTimeout = Math.ceil(requestTimeout);
     this.retryTimeout = Math.ceil(retryTimeout);
     this.fetch = f ?? globalThis.fetch;
@@ -101,7 +115,11 @@ export class Transport {
         text = await res.text();
       } catch (e) {
         if (signal.aborted) throw signal.reason;
-        last = new RaftlockError(Code.Unavailable, `${base}: ${describe(e)}`, { cause: e });
+        // An attempt cut short by the end of the retry budget says less
+        // than the failure before it (e.g. a certificate the client does
+        // not trust): keep that one.
+        const cutShort = e?.name === 'TimeoutError' && timeout < this.requestTimeout + extra;
+        if (!cutShort || !last) last = new RaftlockError(Code.Unavailable, `${base}: ${describe(e)}`, { cause: e });
         this.failed(base);
         if (Date.now() >= giveUpAt) throw last;
         await sleep(backoff(attempt), signal);
@@ -116,6 +134,9 @@ export class Transport {
         }
       }
       const err = decodeError(res.status, text);
+      if (err.code === Code.Unauthenticated && !this.hasToken) {
+        err.message += ' (this client sends no token: set the token option)';
+      }
       if (err.code !== Code.Unavailable) throw err;
       last = err;
       this.failed(base);

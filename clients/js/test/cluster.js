@@ -2,13 +2,18 @@
 // go build, N processes on 127.0.0.1 free ports with --initial-cluster and
 // temporary data directories. Every process is killed when the test
 // process ends, also on failure or a signal.
+//
+// With { tls: true } the nodes run with the TLS flags on certificates made
+// by `lockctl certs`, and with tokens (each made by `lockctl token`) with
+// --auth-tokens; the harness then speaks https with a token of its own.
 
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, closeSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { httpsFetch, tlsAgentOptions } from '../src/tls.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const live = new Set();
@@ -24,15 +29,36 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => { killAll(); process.exit(128 + 2); });
 }
 
-/** Builds ./cmd/node once per test process (go's build cache makes repeats cheap). */
-export function nodeBinary(dir) {
-  if (process.env.RAFTLOCK_NODE_BIN) return process.env.RAFTLOCK_NODE_BIN;
-  const bin = join(dir, 'raftlock-node');
+/** Builds ./cmd/<name> into dir (go's build cache makes repeats cheap), unless env names a binary. */
+function goBinary(dir, name, env) {
+  if (process.env[env]) return process.env[env];
+  const bin = join(dir, `raftlock-${name}`);
   if (!existsSync(bin)) {
     const go = existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
-    execFileSync(go, ['build', '-o', bin, './cmd/node'], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync(go, ['build', '-o', bin, `./cmd/${name}`], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
   }
   return bin;
+}
+
+/** The node binary ($RAFTLOCK_NODE_BIN, else built from ./cmd/node). */
+export function nodeBinary(dir) { return goBinary(dir, 'node', 'RAFTLOCK_NODE_BIN'); }
+
+/** The lockctl binary ($RAFTLOCK_LOCKCTL_BIN, else built from ./cmd/lockctl). */
+export function lockctlBinary(dir) { return goBinary(dir, 'lockctl', 'RAFTLOCK_LOCKCTL_BIN'); }
+
+/** Runs lockctl with args and returns its stdout. */
+export function lockctl(bin, args) {
+  return execFileSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+/**
+ * Writes a development CA, a node certificate for 127.0.0.1 and a client
+ * certificate into dir with `lockctl certs`; returns the file paths.
+ */
+export function makeCerts(lockctlBin, dir) {
+  lockctl(lockctlBin, ['certs', '--dir', dir, '--hosts', '127.0.0.1,localhost', '--valid', '24h']);
+  const f = (n) => join(dir, n);
+  return { ca: f('ca.crt'), nodeCert: f('node.crt'), nodeKey: f('node.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
 }
 
 /** Free TCP ports on 127.0.0.1 (bound, read, released). */
@@ -74,11 +100,51 @@ export async function rpc(addr, path, body = {}, timeoutMs = 2000) {
 }
 
 export class Cluster {
-  /** Starts n nodes and waits until they agree on a leader. */
-  static async start(n = 3) {
+  /**
+   * Starts n nodes and waits until they agree on a leader.
+   *
+   * @param {number} n
+   * @param {object} [o]
+   * @param {boolean} [o.tls] run the nodes with TLS (certificates from lockctl certs)
+   * @param {string} [o.clientAuth] --tls-client-auth (default: the node's default)
+   * @param {{name: string, prefixes?: string[], verbs: string[]}[]} [o.tokens]
+   *   tokens for --auth-tokens (needs tls); their secrets end up in
+   *   cluster.tokens[name]. The harness adds one of its own.
+   */
+  static async start(n = 3, o = {}) {
     const c = new Cluster();
     c.dir = mkdtempSync(join(tmpdir(), 'raftlock-js-'));
     c.bin = nodeBinary(c.dir);
+    c.extraArgs = [];
+    c.scheme = 'http';
+    c.fetch = globalThis.fetch;
+    c.headers = {};
+    c.tokens = {};
+    if (o.tls) {
+      c.lockctl = lockctlBinary(c.dir);
+      c.certs = makeCerts(c.lockctl, join(c.dir, 'certs'));
+      c.scheme = 'https';
+      c.extraArgs.push('--tls-cert', c.certs.nodeCert, '--tls-key', c.certs.nodeKey, '--tls-ca', c.certs.ca);
+      if (o.clientAuth) c.extraArgs.push('--tls-client-auth', o.clientAuth);
+      // The harness presents the client certificate (needed under
+      // --tls-client-auth require).
+      c.fetch = httpsFetch(tlsAgentOptions({ caFile: c.certs.ca, certFile: c.certs.clientCert, keyFile: c.certs.clientKey }));
+    }
+    if (o.tokens) {
+      if (!o.tls) throw new Error('tokens need tls');
+      const entries = [];
+      for (const t of [...o.tokens, { name: 'test-harness', verbs: ['read', 'admin'] }]) {
+        const args = ['--json', 'token', '--name', t.name, '--verbs', t.verbs.join(',')];
+        for (const p of t.prefixes ?? []) args.push('--prefix', p);
+        const out = JSON.parse(lockctl(c.lockctl, args));
+        c.tokens[t.name] = out.token;
+        entries.push(out.entry);
+      }
+      c.tokenFile = join(c.dir, 'tokens.json');
+      writeFileSync(c.tokenFile, JSON.stringify({ tokens: entries }, null, 2), { mode: 0o600 });
+      c.extraArgs.push('--auth-tokens', c.tokenFile);
+      c.headers.authorization = `Bearer ${c.tokens['test-harness']}`;
+    }
     const ports = await freePorts(n);
     c.nodes = ports.map((p, i) => ({ id: `n${i + 1}`, addr: `127.0.0.1:${p}`, dataDir: join(c.dir, `n${i + 1}`), log: join(c.dir, `n${i + 1}.log`), proc: null }));
     c.initial = c.nodes.map((x) => `${x.id}=${x.addr}`).join(',');
@@ -87,12 +153,12 @@ export class Cluster {
     return c;
   }
 
-  get endpoints() { return this.nodes.map((x) => `http://${x.addr}`); }
+  get endpoints() { return this.nodes.map((x) => `${this.scheme}://${x.addr}`); }
 
   startNode(i) {
     const x = this.nodes[i];
     const fd = openSync(x.log, 'a');
-    x.proc = spawn(this.bin, ['--id', x.id, '--listen', x.addr, '--data-dir', x.dataDir, '--initial-cluster', this.initial, '--log-level', 'info'],
+    x.proc = spawn(this.bin, ['--id', x.id, '--listen', x.addr, '--data-dir', x.dataDir, '--initial-cluster', this.initial, '--log-level', 'info', ...this.extraArgs],
       { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     live.add(x.proc);
@@ -120,7 +186,18 @@ export class Cluster {
 
   running() { return this.nodes.map((_, i) => i).filter((i) => this.nodes[i].proc); }
 
-  async status(i) { return rpc(this.nodes[i].addr, '/raftlock.v1.ClusterService/Status'); }
+  async status(i) { return this.rpc(i, '/raftlock.v1.ClusterService/Status'); }
+
+  /** One Connect JSON call to node i, over TLS with the harness token when the cluster has them. */
+  async rpc(i, path, body = {}, timeoutMs = 2000) {
+    const res = await this.fetch(`${this.scheme}://${this.nodes[i].addr}${path}`, {
+      method: 'POST', headers: { 'content-type': 'application/json', ...this.headers }, body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const j = JSON.parse(await res.text());
+    if (!res.ok) throw Object.assign(new Error(`${path}: ${j.code}: ${j.message}`), { code: j.code });
+    return j;
+  }
 
   /** Waits until every running node is ready and names the same leader; returns its index. */
   async waitLeader(ms = 20000) {
@@ -150,6 +227,7 @@ export class Cluster {
         await this.kill(i);
       }
     }
+    this.fetch.close?.();
     if (process.env.RAFTLOCK_KEEP_TEST_DIRS) return;
     rmSync(this.dir, { recursive: true, force: true });
   }
