@@ -79,6 +79,9 @@ func New(endpoints []string, opts ...Option) (*Client, error) {
 		scheme = s
 		addrs = append(addrs, addr)
 	}
+	if cfg.token != "" && scheme != "https" {
+		return nil, fmt.Errorf("%w: a bearer token is sent only over TLS (WithTLS or https:// endpoints)", ErrInvalidArgument)
+	}
 	if cfg.httpClient == nil {
 		cfg.httpClient = defaultHTTPClient(cfg.protocol, scheme, cfg.tls)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 )
@@ -95,10 +96,14 @@ func (e *serverError) Error() string {
 	case ErrLockHeld, ErrWaitTimeout:
 		return e.ce.Message() // the exact text callers match on
 	}
-	if e.ce.Message() == "" {
+	msg := e.ce.Message()
+	switch {
+	case msg == "":
 		return e.kind.Error()
+	case strings.HasPrefix(msg, e.kind.Error()):
+		return msg // the server already says what kind of error it is
 	}
-	return e.kind.Error() + ": " + e.ce.Message()
+	return e.kind.Error() + ": " + msg
 }
 
 func (e *serverError) Is(target error) bool { return target == e.kind }

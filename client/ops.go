@@ -62,7 +62,7 @@ func (c *Client) Release(ctx context.Context, keys []string, owner string, opts 
 // fencing token token (all or nothing), so a late or repeated release can
 // never free a newer holder's lock. It fails with ErrNotHeld otherwise.
 // Lock.Release does this for a lock this process acquired; this form is
-// for a token kept elsewhere (lockctl release --token).
+// for a token kept elsewhere (lockctl release --fencing-token).
 func (c *Client) ReleaseWithToken(ctx context.Context, keys []string, owner string, token uint64, opts ...CallOption) error {
 	if c.isClosed() {
 		return ErrClosed
