@@ -145,10 +145,7 @@ func Restore(cfg Config, b []byte) (*Table, error) {
 			break
 		}
 		t.locks[l.key] = l
-		if t.owners[l.owner] == nil {
-			t.owners[l.owner] = make(map[string]*lock)
-		}
-		t.owners[l.owner][l.key] = l
+		t.link(l)
 		t.timers.set(&l.t, deadline)
 	}
 
