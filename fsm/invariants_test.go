@@ -117,5 +117,8 @@ func (t *Table) checkInvariants() error {
 	if got := len(t.ring) - t.head + pending; got != len(t.records) {
 		return fmt.Errorf("ring holds %d resolved + %d pending, records %d", len(t.ring)-t.head, pending, len(t.records))
 	}
+	if enc, size := len(t.AppendSnapshot(nil)), t.snapshotSize(); enc != size {
+		return fmt.Errorf("snapshot of %d bytes, snapshotSize says %d", enc, size)
+	}
 	return nil
 }
