@@ -28,6 +28,11 @@ base=$RAFTLOCK_CLUSTER_PORT
 eps="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
 mkdir -p bin/bench "$out"
 CGO_ENABLED=0 ${GO:-go} build -o bin/bench/ ./cmd/lockbench
+for i in 1 2 3; do # a node left running there would answer for ours
+  if curl -s -o /dev/null "http://127.0.0.1:$((base + i))/healthz"; then
+    echo "port $((base + i)) is in use: stop what runs there, or set AB_PORT" >&2; exit 1
+  fi
+done
 trap 'scripts/cluster.sh stop >/dev/null' EXIT
 : >"$out/results.json"
 for r in $(seq "$rounds"); do

@@ -41,10 +41,17 @@ workloads=(
   "16 callers, own keys|>= 4,000 pairs/s|--callers 16"
   "64 callers, own keys|>= 9,000 pairs/s, p99 <= 20 ms|--callers 64"
   "16 callers, 1 shared key|>= 1,500 pairs/s|--callers 16 --keys 1 --wait 10s"
+  # Not in the table: what the wire protocol costs, for comparison.
+  "64 callers, own keys, Connect over HTTP/1.1|(comparison)|--callers 64 --protocol connect-proto --http1"
 )
 
 mkdir -p bin/bench "$out"
 CGO_ENABLED=0 ${GO:-go} build -o bin/bench/ ./cmd/node ./cmd/lockbench
+for i in 1 2 3; do # a node left running there would answer for ours
+  if curl -s -o /dev/null "http://127.0.0.1:$((RAFTLOCK_CLUSTER_PORT + i))/healthz"; then
+    echo "port $((RAFTLOCK_CLUSTER_PORT + i)) is in use: stop what runs there, or set BENCH_PORT" >&2; exit 1
+  fi
+done
 rm -rf "$RAFTLOCK_CLUSTER_DIR"
 trap 'scripts/cluster.sh stop' EXIT
 scripts/cluster.sh start
@@ -60,7 +67,8 @@ for r in $(seq "$repeat"); do
     case "$name" in *"${BENCH_ONLY:-}"*) ;; *) continue ;; esac
     echo "== run $r of $repeat: $name"
     # shellcheck disable=SC2086 # flags are words
-    bin/bench/lockbench run --endpoints "$eps" --protocol "$protocol" --name "$name" --target "$target" \
+    case "$flags" in *--protocol*) proto=() ;; *) proto=(--protocol "$protocol") ;; esac
+    bin/bench/lockbench run --endpoints "$eps" ${proto[@]+"${proto[@]}"} --name "$name" --target "$target" \
       --duration "$duration" --warmup "$warmup" --pids "$pids" --json $flags >>"$raw"
   done
 done

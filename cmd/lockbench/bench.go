@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&bc.prefix, "prefix", "", "key prefix (default: lockbench/<random>/)")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	fs.BoolVar(&bc.json, "json", false, "print the result as JSON on stdout")
+	cpuProfile := fs.String("cpuprofile", "", "write lockbench's own CPU profile of the measured run to this file")
 	pids := fs.String("pids", "", "report the CPU time of these processes per pair: name=pid,... (Linux /proc; name them by node id to mark the leader)")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
@@ -100,8 +102,22 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if err := waitReady(context.Background(), cl, 30*time.Second); err != nil {
 		return err
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res := bench(cl, bc, stderr)
 	res.Endpoints, res.Protocol = cf.endpointList(), cf.protocol
+	if cf.http1 {
+		res.Protocol += " over HTTP/1.1"
+	}
 	if st, err := cl.Status(context.Background()); err == nil {
 		res.Leader = st.LeaderID
 		for i := range res.CPU {

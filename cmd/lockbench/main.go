@@ -35,6 +35,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -111,6 +113,7 @@ type clientFlags struct {
 	tlsCert   string
 	tlsKey    string
 	token     string
+	http1     bool
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -121,6 +124,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", os.Getenv("RAFTLOCK_TLS_CERT"), "client certificate to present (env RAFTLOCK_TLS_CERT)")
 	fs.StringVar(&f.tlsKey, "tls-key", os.Getenv("RAFTLOCK_TLS_KEY"), "its private key (env RAFTLOCK_TLS_KEY)")
 	fs.StringVar(&f.token, "token", os.Getenv("RAFTLOCK_TOKEN"), "bearer token (env RAFTLOCK_TOKEN)")
+	fs.BoolVar(&f.http1, "http1", false, "with --protocol connect-proto: HTTP/1.1 connections (a pool) instead of one h2c connection per node")
 }
 
 func envOr(name, def string) string {
@@ -177,6 +181,15 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 	}
 	if f.token != "" {
 		opts = append(opts, client.WithBearerToken(f.token))
+	}
+	if f.http1 {
+		if p != client.ProtocolConnectProto || f.tlsCA != "" {
+			return nil, usagef("--http1 needs --protocol connect-proto and no TLS")
+		}
+		d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}
+		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{
+			DialContext: d.DialContext, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
+		}}))
 	}
 	eps := f.endpointList()
 	if len(eps) == 0 {
