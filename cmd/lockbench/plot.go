@@ -17,11 +17,15 @@ import (
 // of its own.
 func writePlot(path string, groups []*group) error {
 	const (
-		width, height = 1000, 620
-		left, right   = 90, 60
-		top, bottom   = 60, 70
-		maxNines      = 5.0 // 99.999 %
+		width       = 1000
+		left, right = 90, 60
+		top         = 60
+		plotH       = 490
+		maxNines    = 5.0 // 99.999 %
 	)
+	// The legend goes under the axis label, one line per workload.
+	bottom := 70 + 22*len(groups) + 10
+	height := top + plotH + bottom
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	paint(img, img.Bounds(), color.White)
 
@@ -41,7 +45,7 @@ func writePlot(path string, groups []*group) error {
 	if yHi <= yLo {
 		yHi = yLo + 1
 	}
-	plotW, plotH := width-left-right, height-top-bottom
+	plotW := width - left - right
 	xOf := func(percentile float64) int {
 		n := math.Min(-math.Log10(1-percentile/100), maxNines)
 		return left + int(n/maxNines*float64(plotW))
@@ -67,7 +71,7 @@ func writePlot(path string, groups []*group) error {
 	hline(img, left, left+plotW, top+plotH, ink)
 	vline(img, left, top, top+plotH, ink)
 	drawText(img, left, 18, "ACQUIRE LATENCY (MS, LOG SCALE) BY PERCENTILE", 2, ink)
-	drawText(img, left+plotW/2-textWidth("PERCENTILE", 2)/2, height-28, "PERCENTILE", 2, ink)
+	drawText(img, left+plotW/2-textWidth("PERCENTILE", 2)/2, top+plotH+40, "PERCENTILE", 2, ink)
 
 	palette := []color.RGBA{
 		{0x1f, 0x77, 0xb4, 0xff}, {0xd6, 0x27, 0x28, 0xff}, {0x2c, 0xa0, 0x2c, 0xff}, {0xff, 0x7f, 0x0e, 0xff},
@@ -87,7 +91,7 @@ func writePlot(path string, groups []*group) error {
 			}
 			px, py, first = x, y, false
 		}
-		ly := top + 12 + i*20
+		ly := top + plotH + 76 + i*22
 		paint(img, image.Rect(left+16, ly+4, left+40, ly+8), c)
 		drawText(img, left+48, ly, strings.ToUpper(g.name), 2, ink)
 	}
