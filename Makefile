@@ -60,6 +60,18 @@ cluster-stop: ## Stop the local 3-node cluster
 bench-cluster: ## Go benchmark: acquire+release pairs/s on an in-process 3-node cluster
 	$(GO) test -run '^$$' -bench BenchmarkAcquireRelease -benchtime 5s ./cluster/
 
+.PHONY: bench
+bench: ## The standard load table on a local 3-node cluster (ports 7181-7183) -> bench/results.md, bench/latency.png
+	GO=$(GO) scripts/bench.sh
+
+.PHONY: scale
+scale: ## Scale figures with 1M held locks (RSS, snapshot, restart to ready, Apply cost) -> bench/scale.md
+	GO=$(GO) scripts/scale.sh
+
+.PHONY: bench-smoke
+bench-smoke: ## make bench in brief (1s per workload, one run, ports 7186-7188, results under data/bench-smoke): CI's smoke test, no timing asserted
+	GO=$(GO) BENCH_DURATION=1s BENCH_WARMUP=0s BENCH_REPEAT=1 BENCH_OUT=data/bench-smoke BENCH_DIR=data/bench-smoke/cluster BENCH_PORT=7185 scripts/bench.sh
+
 # ---- Docker: an image FROM scratch around the static binaries, and a
 # 3-node cluster with compose (docker/compose.yaml, host ports 7071-7073).
 IMAGE   ?= raftlock:dev

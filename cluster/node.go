@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/raftlock/raftlock/fsm"
 	"github.com/raftlock/raftlock/fsm/raftfsm"
@@ -114,7 +116,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n.port = newPort(ln, n.tls)
 	cleanup = append(cleanup, func() { _ = ln.Close() })
 
-	if n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")}); err != nil {
+	if n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db"), BoltOptions: boltOptions()}); err != nil {
 		return nil, fmt.Errorf("open raft store: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = n.store.Close() })
@@ -134,7 +136,7 @@ func Start(cfg Config) (n *Node, err error) {
 	cleanup = append(cleanup, func() { _ = n.trans.Close() })
 
 	n.met = newMetrics(n)
-	hooks := raftfsm.Hooks{Applied: n.observe}
+	hooks := raftfsm.Hooks{Applied: n.observe, SnapshotReleased: releaseSnapshotMemory}
 	if cfg.Journal != nil {
 		hooks.Restored = n.journalRestore
 	}
@@ -195,6 +197,37 @@ func Start(cfg Config) (n *Node, err error) {
 	n.log.Info("node started", "listen", ln.Addr().String(), "advertise", cfg.Advertise, "data_dir", cfg.DataDir,
 		"existing_state", existing, "join", cfg.Join, "initial_cluster", len(cfg.InitialCluster))
 	return n, nil
+}
+
+// boltOptions are the options of the Raft log's bolt database. Every
+// commit is still fsynced; what changes is the free-page list, which bolt
+// would otherwise rewrite (kilobytes per commit once log truncation has
+// freed pages) and search linearly on every commit. Unsynced, it is
+// rebuilt by a scan of the file when the node opens it; the map form finds
+// free pages without a linear search.
+func boltOptions() *bbolt.Options {
+	return &bbolt.Options{
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	}
+}
+
+// freeAfterSnapshot is the size of snapshot after which the node hands
+// memory back to the system at once.
+const freeAfterSnapshot = 16 << 20
+
+// releaseSnapshotMemory returns the memory of a large snapshot to the
+// system, in the background. A snapshot is a copy of the whole table (50
+// MiB for a million locks), taken or restored while the table is live; the
+// garbage collector sets its next goal while that copy is live too, so
+// without this the process keeps the copy's worth of memory, and more,
+// until its next collection, which an idle node may not run for minutes.
+// The forced collection costs some CPU once per snapshot and saves 100-200
+// MiB of RSS per node at a million locks.
+func releaseSnapshotMemory(size int) {
+	if size >= freeAfterSnapshot {
+		go debug.FreeOSMemory()
+	}
 }
 
 // hclogFor routes hashicorp/raft's logs into slog.

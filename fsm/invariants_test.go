@@ -10,15 +10,20 @@ import (
 // left waiting.
 func (t *Table) checkInvariants() error {
 	n := 0
-	for owner, byKey := range t.owners {
-		if len(byKey) == 0 {
-			return fmt.Errorf("owner %q has an empty index entry", owner)
+	for owner, head := range t.owners {
+		if head == nil || head.prev != nil {
+			return fmt.Errorf("owner %q: the list does not start at its head", owner)
 		}
-		for k, l := range byKey {
-			if t.locks[k] != l || l.owner != owner {
-				return fmt.Errorf("owner index entry %q/%q does not match the lock", owner, k)
+		for l := head; l != nil; l = l.next {
+			if t.locks[l.key] != l || l.owner != owner {
+				return fmt.Errorf("owner list entry %q/%q does not match the lock", owner, l.key)
 			}
-			n++
+			if l.next != nil && l.next.prev != l {
+				return fmt.Errorf("owner %q: list broken after %q", owner, l.key)
+			}
+			if n++; n > len(t.locks) {
+				return fmt.Errorf("owner lists hold more entries than the table has locks (a cycle?)")
+			}
 		}
 	}
 	if n != len(t.locks) {
@@ -111,6 +116,9 @@ func (t *Table) checkInvariants() error {
 	}
 	if got := len(t.ring) - t.head + pending; got != len(t.records) {
 		return fmt.Errorf("ring holds %d resolved + %d pending, records %d", len(t.ring)-t.head, pending, len(t.records))
+	}
+	if enc, size := len(t.AppendSnapshot(nil)), t.snapshotSize(); enc != size {
+		return fmt.Errorf("snapshot of %d bytes, snapshotSize says %d", enc, size)
 	}
 	return nil
 }

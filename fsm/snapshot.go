@@ -21,8 +21,12 @@ const (
 	snapshotVersion = 1
 )
 
-// AppendSnapshot appends the encoding of the whole table to dst.
+// AppendSnapshot appends the encoding of the whole table to dst. It makes
+// room for all of it at once: growing by doubling would allocate twice the
+// snapshot's size (a hundred megabytes for a million locks), while the
+// node holds the table too.
 func (t *Table) AppendSnapshot(dst []byte) []byte {
+	dst = slices.Grow(dst, t.snapshotSize())
 	start := len(dst)
 	dst = append(dst, snapshotMagic...)
 	dst = append(dst, snapshotVersion)
@@ -82,6 +86,60 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(rec.count))
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(dst[start:]))
+}
+
+// snapshotSize is the exact length of AppendSnapshot's encoding.
+func (t *Table) snapshotSize() int {
+	n := len(snapshotMagic) + 1 + uvarintLen(t.index) + varintLen(t.now) + uvarintLen(uint64(len(t.locks)))
+	for _, l := range t.locks {
+		n += stringLen(l.key) + stringLen(l.owner) + uvarintLen(l.token) + varintLen(l.expire) + varintLen(l.t.deadline)
+	}
+	n += uvarintLen(uint64(len(t.waiters)))
+	for _, w := range t.waiters {
+		n += uvarintLen(w.id) + stringLen(w.rid) + stringsLen(w.keys) + stringLen(w.owner) + varintLen(w.expire) +
+			uvarintLen(w.fp) + varintLen(w.t.deadline)
+	}
+	live := t.ring[t.head:]
+	n += uvarintLen(uint64(len(live)))
+	for _, rec := range live {
+		n += stringLen(rec.rid) + 2 + uvarintLen(rec.fp) + varintLen(rec.at) + stringsLen(rec.keys) + stringLen(rec.owner) +
+			stringLen(rec.key) + uvarintLen(uint64(len(rec.tokens))) + uvarintLen(uint64(len(rec.deadlines))) + 1 +
+			uvarintLen(uint64(rec.count))
+		for _, v := range rec.tokens {
+			n += uvarintLen(v)
+		}
+		for _, v := range rec.deadlines {
+			n += varintLen(v)
+		}
+	}
+	return n + 4 // the CRC
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+// varintLen is the length of binary.AppendVarint's zig-zag encoding.
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
+}
+
+func stringLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
+
+func stringsLen(ss []string) int {
+	n := uvarintLen(uint64(len(ss)))
+	for _, s := range ss {
+		n += stringLen(s)
+	}
+	return n
 }
 
 func (t *Table) waitersInOrder() []*waiter {
@@ -145,10 +203,7 @@ func Restore(cfg Config, b []byte) (*Table, error) {
 			break
 		}
 		t.locks[l.key] = l
-		if t.owners[l.owner] == nil {
-			t.owners[l.owner] = make(map[string]*lock)
-		}
-		t.owners[l.owner][l.key] = l
+		t.link(l)
 		t.timers.set(&l.t, deadline)
 	}
 

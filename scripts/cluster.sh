@@ -6,27 +6,38 @@
 #   scripts/cluster.sh status   print each node's ClusterService/Status
 #
 # Data and logs go under ${RAFTLOCK_CLUSTER_DIR:-data/cluster}/nX/.
+# Other settings, for tools that run a cluster of their own beside yours
+# (make bench does):
+#   RAFTLOCK_CLUSTER_PORT  base port; the nodes listen on base+1..base+3 (default 7070)
+#   RAFTLOCK_CLUSTER_BIN   the node binary (default bin/node, built by start)
+#   RAFTLOCK_NODE_ARGS     extra flags for every node, e.g. --debug
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${RAFTLOCK_CLUSTER_DIR:-data/cluster}
-peers="n1=127.0.0.1:7071,n2=127.0.0.1:7072,n3=127.0.0.1:7073"
+base=${RAFTLOCK_CLUSTER_PORT:-7070}
+bin=${RAFTLOCK_CLUSTER_BIN:-bin/node}
+read -r -a extra <<<"${RAFTLOCK_NODE_ARGS:-}"
+addr() { echo "127.0.0.1:$((base + $1))"; }
+peers="n1=$(addr 1),n2=$(addr 2),n3=$(addr 3)"
 
 start() {
-  mkdir -p bin
-  CGO_ENABLED=0 go build -o bin/node ./cmd/node
+  if [ -z "${RAFTLOCK_CLUSTER_BIN:-}" ]; then
+    mkdir -p bin
+    CGO_ENABLED=0 ${GO:-go} build -o bin/node ./cmd/node
+  fi
   for i in 1 2 3; do
     mkdir -p "$dir/n$i"
     if [ -f "$dir/n$i/pid" ] && kill -0 "$(cat "$dir/n$i/pid")" 2>/dev/null; then
       echo "n$i already running (pid $(cat "$dir/n$i/pid"))"; continue
     fi
-    nohup bin/node --id "n$i" --listen "127.0.0.1:707$i" --data-dir "$dir/n$i" \
-      --initial-cluster "$peers" >"$dir/n$i/node.log" 2>&1 &
+    nohup "$bin" --id "n$i" --listen "$(addr "$i")" --data-dir "$dir/n$i" \
+      --initial-cluster "$peers" ${extra[@]+"${extra[@]}"} >>"$dir/n$i/node.log" 2>&1 &
     echo $! >"$dir/n$i/pid"
-    echo "n$i started on 127.0.0.1:707$i (pid $!, log $dir/n$i/node.log)"
+    echo "n$i started on $(addr "$i") (pid $!, log $dir/n$i/node.log)"
   done
   for _ in $(seq 100); do
-    if curl -sf http://127.0.0.1:7071/readyz >/dev/null && curl -sf http://127.0.0.1:7072/readyz >/dev/null &&
-      curl -sf http://127.0.0.1:7073/readyz >/dev/null; then
+    if curl -sf "http://$(addr 1)/readyz" >/dev/null && curl -sf "http://$(addr 2)/readyz" >/dev/null &&
+      curl -sf "http://$(addr 3)/readyz" >/dev/null; then
       echo "cluster ready"; return 0
     fi
     sleep 0.1
@@ -40,7 +51,11 @@ stop() {
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "n$i did not stop within 15s of SIGTERM; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
     rm -f "$f"
     echo "n$i stopped"
   done
@@ -50,7 +65,7 @@ status() {
   for i in 1 2 3; do
     printf 'n%s: ' "$i"
     curl -s -H 'Content-Type: application/json' -d '{}' \
-      "http://127.0.0.1:707$i/raftlock.v1.ClusterService/Status" || echo "down"
+      "http://$(addr "$i")/raftlock.v1.ClusterService/Status" || echo "down"
     echo
   done
 }

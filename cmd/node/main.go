@@ -61,6 +61,7 @@ func run(args []string, stderr io.Writer) error {
 	journal := fs.String("debug-journal", "", "append one JSON line per applied Raft entry to this file (fault suite)")
 	clockControl := fs.Bool("unsafe-clock-control", false, "UNSAFE, testing only: let POST /debug/clock skew this node's clocks")
 	bug := fs.String("unsafe-bug", "", "UNSAFE, testing only: deliberately break the node (fencing, wallclock)")
+	gcHeadroom := fs.Uint64("gc-headroom-mib", 64, "let the Go heap grow past its live size by at most max(this many MiB, half the live heap) between collections (0: Go's default, doubling; ignored when GOGC or GOMEMLIMIT is set)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -95,6 +96,10 @@ func run(args []string, stderr io.Writer) error {
 		}
 		defer f.Close()
 		cfg.Journal = f
+	}
+
+	if startGCHeadroom(*gcHeadroom << 20) {
+		logger.Debug("garbage collector headroom capped", "headroom_mib", *gcHeadroom)
 	}
 
 	// 3. Storage, port, Raft, API: Start validates and brings them up in

@@ -13,14 +13,20 @@ import (
 	"github.com/raftlock/raftlock/fsm"
 )
 
-// Hooks are called on the goroutine that applies entries. They must not
-// block and must not call back into the FSM's write path. Either may be nil.
+// Hooks are called on the goroutine that applies entries (SnapshotReleased
+// also on Raft's snapshot goroutine). They must not block and must not call back into the
+// FSM's write path. Any may be nil.
 type Hooks struct {
 	// Applied receives the result of each applied command.
 	Applied func(*fsm.Result)
 	// Restored is told that a snapshot replaced the table, and the index of
 	// the last command it contains.
 	Restored func(index uint64)
+	// SnapshotReleased is told that the FSM has let go of the encoding of
+	// a snapshot, of size bytes: after Raft is done with a snapshot it
+	// took (written or abandoned; called on Raft's snapshot goroutine), or
+	// after a restore from one (on the apply goroutine).
+	SnapshotReleased func(size int)
 }
 
 // FSM is a raft.FSM (and raft.BatchingFSM) around an fsm.Table.
@@ -121,7 +127,7 @@ func (f *FSM) Changed() <-chan struct{} {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &snapshot{data: f.table.AppendSnapshot(nil)}, nil
+	return &snapshot{data: f.table.AppendSnapshot(nil), released: f.hooks.SnapshotReleased}, nil
 }
 
 // Restore replaces the table with the one in the snapshot.
@@ -145,10 +151,18 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if f.hooks.Restored != nil {
 		f.hooks.Restored(t.Index())
 	}
+	if f.hooks.SnapshotReleased != nil {
+		size := len(data)
+		data = nil
+		f.hooks.SnapshotReleased(size)
+	}
 	return nil
 }
 
-type snapshot struct{ data []byte }
+type snapshot struct {
+	data     []byte
+	released func(size int)
+}
 
 // Persist writes the encoded table; on any error it cancels the sink.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
@@ -163,4 +177,11 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	return nil
 }
 
-func (s *snapshot) Release() {}
+// Release drops the copy of the table and tells the hook.
+func (s *snapshot) Release() {
+	size := len(s.data)
+	s.data = nil
+	if s.released != nil {
+		s.released(size)
+	}
+}

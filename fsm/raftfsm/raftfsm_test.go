@@ -118,3 +118,33 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal("restored garbage")
 	}
 }
+
+// Release drops the snapshot's copy of the table and tells the hook its
+// size, so the node can hand the memory back; so does a restore.
+func TestSnapshotReleaseHook(t *testing.T) {
+	var released []int
+	f := New(fsm.DefaultConfig(), Hooks{SnapshotReleased: func(size int) { released = append(released, size) }})
+	f.Apply(entry(1, fsm.Command{Op: fsm.OpAcquire, Time: 10, Keys: []string{"k"}, Owner: "a"}))
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := len(snap.(*snapshot).data)
+	snap.Release()
+	if len(released) != 1 || released[0] != size || size == 0 || snap.(*snapshot).data != nil {
+		t.Fatalf("released %v for a snapshot of %d bytes; data kept: %v", released, size, snap.(*snapshot).data != nil)
+	}
+	// A restore lets go of the snapshot's bytes too.
+	var s sink
+	snap, _ = f.Snapshot()
+	if err := snap.Persist(&s); err != nil {
+		t.Fatal(err)
+	}
+	released = nil
+	if err := f.Restore(io.NopCloser(bytes.NewReader(s.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if len(released) != 1 || released[0] != s.Len() {
+		t.Fatalf("restore of %d bytes released %v", s.Len(), released)
+	}
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftlock/raftlock/cluster/clustertest"
+)
+
+// The histogram's quantiles stay within its stated precision (1/64 of the
+// value) of the exact quantiles of the recorded samples, over the whole
+// range from nanoseconds to minutes; min, max, count and mean are exact.
+func TestHistogramQuantilesWithinPrecision(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var h histogram
+	var samples []time.Duration
+	var sum time.Duration
+	for range 100_000 {
+		// Log-uniform from 1 ns to about 100 s.
+		d := time.Duration(1 << r.IntN(37))
+		d += time.Duration(r.Int64N(int64(d)))
+		h.record(d)
+		samples = append(samples, d)
+		sum += d
+	}
+	slices.Sort(samples)
+	for _, q := range []float64{0, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 1} {
+		rank := max(int(float64(len(samples))*q+0.999999), 1)
+		want := samples[rank-1]
+		got := h.quantile(q)
+		if diff := float64(got-want) / float64(want); diff > 1.0/64 || diff < -1.0/64 {
+			t.Errorf("quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, diff*100)
+		}
+	}
+	if h.min != samples[0] || h.max != samples[len(samples)-1] || h.n != uint64(len(samples)) || h.mean() != sum/time.Duration(len(samples)) {
+		t.Errorf("min %v max %v n %d mean %v; want %v %v %d %v", h.min, h.max, h.n, h.mean(), samples[0], samples[len(samples)-1], len(samples), sum/time.Duration(len(samples)))
+	}
+	var merged histogram
+	merged.merge(&h)
+	merged.merge(&histogram{})
+	if merged.quantile(0.5) != h.quantile(0.5) || merged.n != h.n {
+		t.Error("merging into an empty histogram changed it")
+	}
+}
+
+// Every bucket's representative value falls back into the same bucket, so
+// reading a quantile never moves it to a neighbour.
+func TestHistogramBucketsRoundTrip(t *testing.T) {
+	for i := range histBuckets {
+		if got := bucketOf(uint64(bucketValue(i))); got != i {
+			t.Fatalf("bucketOf(bucketValue(%d) = %d) = %d", i, bucketValue(i), got)
+		}
+	}
+}
+
+// lockbench run against a real 3-node cluster completes pairs with no
+// errors, in both key modes, and its --json is the documented Result; the
+// report turns results into a table and a PNG. (No timing is asserted.)
+func TestRunAndReport(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Leader()
+	eps := strings.Join(c.Addrs(), ",")
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "results.json")
+	var all bytes.Buffer
+	for _, args := range [][]string{
+		{"--callers", "2"},
+		{"--callers", "4", "--keys", "1", "--wait", "10s", "--protocol", "connect-proto", "--pids", "self=" + strconv.Itoa(os.Getpid())},
+	} {
+		var stdout, stderr bytes.Buffer
+		argv := append([]string{"run", "--endpoints", eps, "--duration", "1s", "--warmup", "0s", "--json"}, args...)
+		if code := run(argv, &stdout, &stderr); code != exitOK {
+			t.Fatalf("lockbench %v: exit %d\n%s", argv, code, stderr.String())
+		}
+		var res Result
+		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+			t.Fatalf("--json output: %v\n%s", err, stdout.String())
+		}
+		if res.Pairs == 0 || res.Acquire.Count != res.Pairs || res.Release.Count != res.Pairs || len(res.Errors) != 0 {
+			t.Fatalf("result: %d pairs, %d acquires, %d releases, errors %v", res.Pairs, res.Acquire.Count, res.Release.Count, res.Errors)
+		}
+		if res.Acquire.P50 <= 0 || res.Acquire.P50 > res.Acquire.P99 || res.Acquire.P99 > res.Acquire.Max {
+			t.Fatalf("acquire percentiles out of order: %+v", res.Acquire)
+		}
+		if len(res.AcquireCurve) != len(curvePercentiles) || res.Leader == "" {
+			t.Fatalf("curve of %d points, leader %q", len(res.AcquireCurve), res.Leader)
+		}
+		if !strings.Contains(stderr.String(), "acquires/s") {
+			t.Errorf("no progress line on stderr: %q", stderr.String())
+		}
+		all.Write(stdout.Bytes())
+	}
+	if err := os.WriteFile(raw, all.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	md, img := filepath.Join(dir, "results.md"), filepath.Join(dir, "latency.png")
+	var stderr bytes.Buffer
+	if code := run([]string{"report", "--out", md, "--plot", img, raw}, &bytes.Buffer{}, &stderr); code != exitOK {
+		t.Fatalf("report: exit %d: %s", code, stderr.String())
+	}
+	text, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| 2 callers, own keys |", "| 4 callers, 1 shared key |", "## Machine", "nproc", "latency.png"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Fatalf("plot is not a PNG: %v", err)
+	}
+}
+
+// fill takes every lock it is asked for, in batches, and fill --release
+// frees them all again.
+func TestFillAndRelease(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Leader()
+	eps := strings.Join(c.Addrs(), ",")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"fill", "--endpoints", eps, "--count", "1000", "--batch", "64", "--callers", "3", "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("fill: exit %d: %s", code, stderr.String())
+	}
+	var fr FillResult
+	if err := json.Unmarshal(stdout.Bytes(), &fr); err != nil || fr.Locks != 1000 || fr.Requests != 16 {
+		t.Fatalf("fill result %+v (%v)", fr, err)
+	}
+	stdout.Reset()
+	if code := run([]string{"fill", "--endpoints", eps, "--release", "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("fill --release: exit %d: %s", code, stderr.String())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &fr); err != nil || fr.Released != 1000 {
+		t.Fatalf("release result %+v (%v)", fr, err)
+	}
+}
+
+// Mistakes in the command line exit 2 before anything is contacted.
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"frobnicate"},
+		{"run", "--callers", "0"},
+		{"run", "--wait", "soon"},
+		{"run", "--protocol", "carrier-pigeon", "--endpoints", "127.0.0.1:1"},
+		{"run", "--pids", "n1"},
+		{"fill", "--batch", "65"},
+		{"report"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(args, &bytes.Buffer{}, &stderr); code != exitUsage {
+			t.Errorf("lockbench %v: exit %d, want %d (%s)", args, code, exitUsage, stderr.String())
+		}
+	}
+}
