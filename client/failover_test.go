@@ -525,3 +525,28 @@ func TestWithdrawnWaiterIsAskedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An untargeted transfer moves leadership away from the node that led when
+// the call began, once, and names the new leader; the client then talks to
+// it. Handing leadership to the node that already leads changes nothing.
+func TestTransferLeadershipMovesOnce(t *testing.T) {
+	c := clustertest.New(t, 3)
+	ctx := testCtx(t)
+	old := c.Leader()
+	cl := newClient(t, []string{c.Addr(c.Followers()[0])})
+	id, addr, err := cl.TransferLeadership(ctx, "")
+	if err != nil {
+		t.Fatalf("transfer: %v", err)
+	}
+	if id == "" || id == c.ID(old) {
+		t.Fatalf("new leader = %q (old %q)", id, c.ID(old))
+	}
+	c.WaitFor("the new leader to take office", func() bool { l := c.LeaderIndex(); return l >= 0 && c.ID(l) == id })
+	st := c.Node(c.LeaderIndex()).Status()
+	if got, got2, err := cl.TransferLeadership(ctx, id); err != nil || got != id || got2 != addr {
+		t.Fatalf("transfer to the leader itself = %q %q %v, want %q %q", got, got2, err, id, addr)
+	}
+	if st2 := c.Node(c.LeaderIndex()).Status(); st2.Term != st.Term || st2.Id != id {
+		t.Fatalf("leadership moved again: %s term %d -> %s term %d", st.Id, st.Term, st2.Id, st2.Term)
+	}
+}

@@ -335,12 +335,35 @@ func (c *Client) RemoveMember(ctx context.Context, id string) error {
 // TransferLeadership asks the leader to hand leadership to the voter id,
 // or to the most up-to-date voter when id is empty, and returns the new
 // leader's id and address.
+//
+// Retries are safe: handing leadership to id twice changes nothing, and
+// with an empty id the client first asks who leads and makes the transfer
+// conditional on that node still leading, so a retry after a lost answer
+// does not move leadership a second time. If another node took over in
+// between, the call succeeds without a transfer and reports that leader.
 func (c *Client) TransferLeadership(ctx context.Context, id string) (leaderID, leaderAddress string, err error) {
 	if c.isClosed() {
 		return "", "", ErrClosed
 	}
+	req := &raftlockv1.TransferLeadershipRequest{Id: id}
+	if id == "" {
+		for req.IfLeaderId == "" { // during an election nobody knows yet
+			st, err := c.Status(ctx)
+			if err != nil {
+				return "", "", err
+			}
+			if req.IfLeaderId = st.LeaderID; req.IfLeaderId != "" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return "", "", fmt.Errorf("raftlock: transfer leadership: %w (%w)", ErrNoLeader, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
 	err = c.call(ctx, "transfer leadership", 0, func(actx context.Context, s *stub) (http.Header, error) {
-		r, err := s.cluster.TransferLeadership(actx, connect.NewRequest(&raftlockv1.TransferLeadershipRequest{Id: id}))
+		r, err := s.cluster.TransferLeadership(actx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
 		}

@@ -141,6 +141,11 @@ func (s *clusterService) TransferLeadership(ctx context.Context, req *connect.Re
 	if addr != "" {
 		return s.n.peers.clusterClient(addr).TransferLeadership(ctx, forwarded(req))
 	}
+	if c := req.Msg.IfLeaderId; c != "" && c != s.n.cfg.ID {
+		// Leadership already moved away from the node the caller saw:
+		// a retry of a transfer that happened, or a race with an election.
+		return connect.NewResponse(&raftlockv1.TransferLeadershipResponse{LeaderId: s.n.cfg.ID, LeaderAddress: s.n.cfg.Advertise}), nil
+	}
 	var f raft.Future
 	if id := req.Msg.Id; id != "" {
 		srv, ok := s.n.member(id)

@@ -255,3 +255,33 @@ func TestTransferLeadershipWithoutOtherVoter(t *testing.T) {
 		t.Fatalf("transfer to itself = %v, %v", tr, err)
 	}
 }
+
+// A transfer made conditional on a leader that no longer leads changes
+// nothing and reports the leader; made on the node that leads, it moves
+// leadership once. This is what makes the client's untargeted transfer
+// safe to retry after a lost answer.
+func TestTransferLeadershipIfLeaderID(t *testing.T) {
+	c := clustertest.New(t, 3)
+	ctx := ctxT(t)
+	leader := c.Leader()
+	follower := c.Followers()[0]
+	term := c.Node(leader).Status().Term
+	tr, err := c.ClusterClient(follower).TransferLeadership(ctx, connect.NewRequest(&raftlockv1.TransferLeadershipRequest{IfLeaderId: c.ID(follower)}))
+	if err != nil {
+		t.Fatalf("transfer on condition of a follower: %v", err)
+	}
+	if tr.Msg.LeaderId != c.ID(leader) || tr.Msg.LeaderAddress != c.Addr(leader) {
+		t.Fatalf("answer = %+v, want the unchanged leader %s at %s", tr.Msg, c.ID(leader), c.Addr(leader))
+	}
+	if l, st := c.LeaderIndex(), c.Node(leader).Status(); l != leader || st.Term != term {
+		t.Fatalf("leadership moved: leader %d (was %d), term %d (was %d)", l, leader, st.Term, term)
+	}
+	tr, err = c.ClusterClient(follower).TransferLeadership(ctx, connect.NewRequest(&raftlockv1.TransferLeadershipRequest{IfLeaderId: c.ID(leader)}))
+	if err != nil {
+		t.Fatalf("transfer on condition of the leader: %v", err)
+	}
+	if tr.Msg.LeaderId == c.ID(leader) || tr.Msg.LeaderId == "" {
+		t.Fatalf("answer = %+v, want a new leader", tr.Msg)
+	}
+	c.WaitFor("a new leader to take office", func() bool { l := c.LeaderIndex(); return l >= 0 && l != leader })
+}

@@ -465,7 +465,13 @@ func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
 type TransferLeadershipRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The id of the voter to hand leadership to; empty: the most up-to-date.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When set, leadership moves only away from this node id: if another
+	// node already leads when the leader handles the call, nothing changes
+	// and the call answers with the current leader. A caller that names the
+	// leader it saw here may retry an untargeted transfer after a lost answer
+	// without moving leadership twice. Empty: no condition.
+	IfLeaderId    string `protobuf:"bytes,2,opt,name=if_leader_id,json=ifLeaderId,proto3" json:"if_leader_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -503,6 +509,13 @@ func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
 func (x *TransferLeadershipRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *TransferLeadershipRequest) GetIfLeaderId() string {
+	if x != nil {
+		return x.IfLeaderId
 	}
 	return ""
 }
@@ -595,9 +608,11 @@ const file_raftlock_v1_cluster_proto_rawDesc = "" +
 	"\x11AddMemberResponse\"%\n" +
 	"\x13RemoveMemberRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RemoveMemberResponse\"+\n" +
+	"\x14RemoveMemberResponse\"M\n" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"`\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\fif_leader_id\x18\x02 \x01(\tR\n" +
+	"ifLeaderId\"`\n" +
 	"\x1aTransferLeadershipResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12%\n" +
 	"\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress2\xe0\x02\n" +
