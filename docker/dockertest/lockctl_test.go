@@ -25,7 +25,7 @@ import (
 func TestLockctlInContainer(t *testing.T) {
 	img := buildImage(t)
 	if !imageHasFile(t, img, "/lockctl") {
-		t.Fatalf("lockctl not in the image %s: `make build` put no lockctl binary in bin/; the image copies every binary of bin/, so this passes once it is", img)
+		t.Fatalf("lockctl not in the image %s: `make docker` copies bin/node and bin/lockctl into it", img)
 	}
 	forEachMode(t, testLockctlInContainer)
 }
