@@ -152,25 +152,22 @@ type jsonCodec struct {
 func (c jsonCodec) Name() string { return c.name }
 
 func (c jsonCodec) Marshal(m any) ([]byte, error) {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a proto message", m)
+	pm, err := asMessage(m)
+	if err != nil {
+		return nil, err
 	}
 	return protojson.Marshal(pm)
 }
 
 func (c jsonCodec) Unmarshal(b []byte, m any) error {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return fmt.Errorf("%T is not a proto message", m)
-	}
-	if len(b) > c.limit {
-		return fmt.Errorf("request body: %d bytes is over the limit of %d", len(b), c.limit)
+	pm, err := unmarshalTarget(b, m, c.limit)
+	if err != nil {
+		return err
 	}
 	if len(b) == 0 {
 		b = []byte("{}")
 	}
-	err := protojson.Unmarshal(b, pm)
+	err = protojson.Unmarshal(b, pm)
 	if err == nil {
 		return nil
 	}
@@ -212,20 +209,34 @@ type protoCodec struct{ limit int }
 func (protoCodec) Name() string { return "proto" }
 
 func (protoCodec) Marshal(m any) ([]byte, error) {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a proto message", m)
+	pm, err := asMessage(m)
+	if err != nil {
+		return nil, err
 	}
 	return proto.Marshal(pm)
 }
 
 func (c protoCodec) Unmarshal(b []byte, m any) error {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return fmt.Errorf("%T is not a proto message", m)
-	}
-	if len(b) > c.limit {
-		return fmt.Errorf("request body: %d bytes is over the limit of %d", len(b), c.limit)
+	pm, err := unmarshalTarget(b, m, c.limit)
+	if err != nil {
+		return err
 	}
 	return proto.Unmarshal(b, pm)
+}
+
+func asMessage(m any) (proto.Message, error) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a proto message", m)
+	}
+	return pm, nil
+}
+
+// unmarshalTarget checks what both codecs check before decoding b into m:
+// m is a proto message, and b is within the body limit.
+func unmarshalTarget(b []byte, m any, limit int) (proto.Message, error) {
+	if len(b) > limit {
+		return nil, fmt.Errorf("request body: %d bytes is over the limit of %d", len(b), limit)
+	}
+	return asMessage(m)
 }

@@ -67,23 +67,22 @@ func newPeers(dial Dialer, t *tlsState) *peers {
 func (p *peers) close() { p.client.CloseIdleConnections() }
 
 func (p *peers) peerClient(addr string) peerv1connect.PeerServiceClient {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c := p.peer[addr]
-	if c == nil {
-		c = peerv1connect.NewPeerServiceClient(p.client, p.scheme+"://"+addr, connect.WithGRPC())
-		p.peer[addr] = c
-	}
-	return c
+	return cachedClient(p, p.peer, addr, peerv1connect.NewPeerServiceClient)
 }
 
 func (p *peers) clusterClient(addr string) raftlockv1connect.ClusterServiceClient {
+	return cachedClient(p, p.cluster, addr, raftlockv1connect.NewClusterServiceClient)
+}
+
+// cachedClient returns the client for addr from cache, making it with
+// newClient (a generated connect constructor) the first time.
+func cachedClient[C any](p *peers, cache map[string]C, addr string, newClient func(connect.HTTPClient, string, ...connect.ClientOption) C) C {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.cluster[addr]
-	if c == nil {
-		c = raftlockv1connect.NewClusterServiceClient(p.client, p.scheme+"://"+addr, connect.WithGRPC())
-		p.cluster[addr] = c
+	c, ok := cache[addr]
+	if !ok {
+		c = newClient(p.client, p.scheme+"://"+addr, connect.WithGRPC())
+		cache[addr] = c
 	}
 	return c
 }

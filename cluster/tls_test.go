@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,20 +138,24 @@ func TestTLSForeignNodeCannotJoin(t *testing.T) {
 	}
 	cfg := cluster.DefaultConfig()
 	cfg.ID, cfg.Listener, cfg.DataDir, cfg.Join = "intruder", ln, t.TempDir(), c.Addr(leader)
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	refused := &lineCounter{match: "join failed"}
+	cfg.Logger = slog.New(slog.NewTextHandler(refused, nil))
 	cfg.TLS = &cluster.TLS{CertFile: filepath.Join(foreign, "node.crt"), KeyFile: filepath.Join(foreign, "node.key"), CAFile: filepath.Join(foreign, "ca.crt")}
 	n, err := cluster.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	// Give the join loop a few attempts; membership must stay at three.
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	// Until the intruder has been refused three times, membership must
+	// stay at three at every look.
+	c.WaitFor("three refused join attempts", func() bool {
 		if got := len(c.Node(leader).Status().Members); got != 3 {
 			t.Fatalf("members = %d: the foreign node joined", got)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return refused.n.Load() >= 3
+	})
+	if got := len(c.Node(leader).Status().Members); got != 3 {
+		t.Fatalf("members = %d: the foreign node joined", got)
 	}
 	// And the cluster still works.
 	mustAcquire(t, ctx, c.LockClient(leader), "alice", "after-intruder")
@@ -169,4 +174,15 @@ func TestTLSForeignNodeCannotJoin(t *testing.T) {
 	if err == nil {
 		t.Fatal("a client certificate from a foreign CA was accepted")
 	}
+}
+
+// lineCounter counts the log lines written to it that contain match.
+type lineCounter struct {
+	match string
+	n     atomic.Int32
+}
+
+func (w *lineCounter) Write(p []byte) (int, error) {
+	w.n.Add(int32(strings.Count(string(p), w.match)))
+	return len(p), nil
 }

@@ -15,11 +15,16 @@ const maxLine = 4 << 20
 
 // WriteOps writes ops as JSON lines.
 func WriteOps(w io.Writer, ops []Op) error {
+	return writeLines(w, ops, func(o *Op) string { return fmt.Sprintf("op %d", o.ID) })
+}
+
+// writeLines writes items as JSON lines; name says which item failed.
+func writeLines[T any](w io.Writer, items []T, name func(*T) string) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	for i := range ops {
-		if err := enc.Encode(&ops[i]); err != nil {
-			return fmt.Errorf("encode op %d: %w", ops[i].ID, err)
+	for i := range items {
+		if err := enc.Encode(&items[i]); err != nil {
+			return fmt.Errorf("encode %s: %w", name(&items[i]), err)
 		}
 	}
 	return bw.Flush()
@@ -172,14 +177,7 @@ func LoadJournal(path string) ([]Entry, int, error) {
 // WriteJournal writes entries as JSON lines, the format nodes write. Tests
 // and tools use it; nodes have their own writer.
 func WriteJournal(w io.Writer, entries []Entry) error {
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	for i := range entries {
-		if err := enc.Encode(&entries[i]); err != nil {
-			return fmt.Errorf("encode entry %d: %w", entries[i].Index, err)
-		}
-	}
-	return bw.Flush()
+	return writeLines(w, entries, func(e *Entry) string { return fmt.Sprintf("entry %d", e.Index) })
 }
 
 // SaveTimeline writes the timeline to path as one indented JSON document.
