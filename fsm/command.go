@@ -31,6 +31,15 @@ const (
 	OpCancelWait Op = 6
 	// OpForceRelease frees Keys whoever holds them.
 	OpForceRelease Op = 7
+	// OpSetVersion raises the cluster version to ClusterVersion (never
+	// lowers it). The leader proposes it once every voter can apply entries
+	// of that version. Version 2.
+	OpSetVersion Op = 8
+	// OpAbandon ends what attempt Attempt of the Acquire RequestID left
+	// behind when its caller went away: a waiter is withdrawn, a grant made
+	// meanwhile is released. It does nothing when another attempt has taken
+	// the request over since. Version 2.
+	OpAbandon Op = 9
 )
 
 var opNames = [...]string{
@@ -41,6 +50,8 @@ var opNames = [...]string{
 	OpRefresh:      "refresh",
 	OpCancelWait:   "cancel_wait",
 	OpForceRelease: "force_release",
+	OpSetVersion:   "set_version",
+	OpAbandon:      "abandon",
 }
 
 func (o Op) String() string {
@@ -50,7 +61,7 @@ func (o Op) String() string {
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
-func (o Op) valid() bool { return o >= OpTick && o <= OpForceRelease }
+func (o Op) valid() bool { return o >= OpTick && o <= OpAbandon }
 
 // Command is one entry of the replicated log.
 type Command struct {
@@ -72,17 +83,50 @@ type Command struct {
 	HasToken bool
 	// Token is the fencing token of a conditional Release.
 	Token uint64
-	// RequestID makes the command exactly-once; for OpCancelWait it names
-	// the Acquire to withdraw.
+	// RequestID makes the command exactly-once; for OpCancelWait and
+	// OpAbandon it names the Acquire to withdraw.
 	RequestID string
+	// Attempt identifies one handling of an Acquire by a node (random,
+	// chosen by the node that took the call; 0: none). An Acquire records
+	// the latest attempt that carried its request id; OpAbandon acts only
+	// for that attempt. Not part of the request's fingerprint. Version 2.
+	Attempt uint64
+	// ClusterVersion is the version OpSetVersion raises the cluster to.
+	// Version 2.
+	ClusterVersion uint32
+}
+
+// The versions of the log. A version is both the encoding of an entry and
+// the command set a node can apply; the cluster version (Table.Version) is
+// the highest version its entries may use, raised through OpSetVersion only
+// once every voter supports it (see DESIGN.md, "Versions").
+const (
+	// Version1 is the first release: ops tick to force_release.
+	Version1 uint32 = 1
+	// Version2 adds set_version, abandon, attempts on Acquire, and
+	// CancelWait limited to key prefixes.
+	Version2 uint32 = 2
+	// SupportedVersion is the highest version this build can decode and
+	// apply.
+	SupportedVersion = Version2
+)
+
+// Version returns the lowest log version that can carry c: Encode writes
+// that version, so a command that needs nothing new stays readable by
+// older nodes.
+func (c *Command) Version() uint32 {
+	switch {
+	case c.Op == OpSetVersion, c.Op == OpAbandon, c.Attempt != 0, c.ClusterVersion != 0,
+		c.Op == OpCancelWait && len(c.Keys) > 0:
+		return Version2
+	}
+	return Version1
 }
 
 // Encoding: a version byte, the op, the time as 8 big-endian bytes (at a
 // fixed offset so the leader can stamp an encoded command in place), then
 // the fields.
 const (
-	// EncodingVersion is the version byte this build writes.
-	EncodingVersion byte = 1
 	// TimeOffset is where the 8-byte time sits in an encoded command.
 	TimeOffset = 2
 	headerLen  = TimeOffset + 8
@@ -90,9 +134,11 @@ const (
 
 const flagHasToken = 1
 
-// Encode appends the encoding of c to dst.
+// Encode appends the encoding of c to dst, in the lowest version that
+// carries it (Version): the fields of version 1, then those version 2 adds.
 func (c *Command) Encode(dst []byte) []byte {
-	dst = append(dst, EncodingVersion, byte(c.Op))
+	v := c.Version()
+	dst = append(dst, byte(v), byte(c.Op))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Time))
 	var flags byte
 	if c.HasToken {
@@ -108,6 +154,10 @@ func (c *Command) Encode(dst []byte) []byte {
 	dst = binary.AppendVarint(dst, int64(c.Wait))
 	dst = binary.AppendUvarint(dst, c.Token)
 	dst = appendString(dst, c.RequestID)
+	if v >= Version2 {
+		dst = binary.AppendUvarint(dst, c.Attempt)
+		dst = binary.AppendUvarint(dst, uint64(c.ClusterVersion))
+	}
 	return dst
 }
 
@@ -117,13 +167,16 @@ func StampTime(encoded []byte, t int64) {
 }
 
 // Decode parses an encoded command. It never panics; any malformed input
-// yields an error wrapping ErrCorrupt or ErrUnsupportedVersion.
+// yields an error wrapping ErrCorrupt, and an entry of a version (or a
+// set_version to a version) above SupportedVersion one wrapping
+// ErrUnsupportedVersion that names both versions.
 func Decode(b []byte) (*Command, error) {
 	if len(b) < headerLen+1 {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
 	}
-	if b[0] != EncodingVersion {
-		return nil, fmt.Errorf("%w: command version %d", ErrUnsupportedVersion, b[0])
+	v := uint32(b[0])
+	if v == 0 || v > SupportedVersion {
+		return nil, fmt.Errorf("%w: the entry is of version %d, this build applies versions up to %d", ErrUnsupportedVersion, v, SupportedVersion)
 	}
 	c := &Command{Op: Op(b[1])}
 	if !c.Op.valid() {
@@ -151,11 +204,27 @@ func Decode(b []byte) (*Command, error) {
 	c.Wait = time.Duration(r.varint())
 	c.Token = r.uvarint()
 	c.RequestID = r.string()
+	if v >= Version2 {
+		c.Attempt = r.uvarint()
+		cv := r.uvarint()
+		if cv > uint64(^uint32(0)) {
+			r.fail("cluster version %d out of range", cv)
+		}
+		c.ClusterVersion = uint32(cv)
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(r.b))
+	}
+	if c.Version() != v {
+		// Encode writes the lowest version that carries a command; any
+		// other version byte did not come from Encode.
+		return nil, fmt.Errorf("%w: a version %d command in a version %d entry", ErrCorrupt, c.Version(), v)
+	}
+	if c.ClusterVersion > SupportedVersion {
+		return nil, fmt.Errorf("%w: the entry at this index raises the cluster to version %d, this build applies versions up to %d", ErrUnsupportedVersion, c.ClusterVersion, SupportedVersion)
 	}
 	return c, nil
 }

@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -17,8 +18,15 @@ func seedCommands() []Command {
 		{Op: OpRefresh, Keys: []string{"a"}, Owner: "o", Expire: time.Minute},
 		{Op: OpCancelWait, RequestID: "r"},
 		{Op: OpForceRelease, Keys: []string{"x"}},
+		{Op: OpAcquire, Keys: []string{"a"}, Owner: "o", Wait: time.Second, RequestID: "r3", Attempt: 5},
+		{Op: OpAbandon, RequestID: "r3", Attempt: 5},
+		{Op: OpSetVersion, ClusterVersion: Version2},
+		{Op: OpCancelWait, RequestID: "r", Keys: []string{"a/"}},
 	}
 }
+
+// resultMarker starts the fuzz inputs that go to DecodeResult.
+const resultMarker = "RLRS"
 
 // FuzzDecode attacks both decoders of the package. Inputs starting with
 // "RLSN" go to the snapshot decoder (fuzzRestore). All others go to the
@@ -35,9 +43,23 @@ func FuzzDecode(f *testing.F) {
 	h.acquireWait("w", "p", 0, time.Minute, "b", "c")
 	snap := h.tab.AppendSnapshot(nil)
 	f.Add(snap[:len(snap)-4])
+	res := Result{Op: OpAcquire, Code: CodeOK, Keys: []string{"a"}, Tokens: []uint64{3}, Deadlines: []int64{9}, Events: []Result{{Code: CodeTimedOut}}}
+	rb, _ := res.AppendBinary([]byte(resultMarker))
+	f.Add(rb)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) >= 4 && string(b[:4]) == snapshotMagic {
 			fuzzRestore(b)
+			return
+		}
+		if len(b) >= 4 && string(b[:4]) == resultMarker {
+			r, err := DecodeResult(b[4:])
+			if err != nil {
+				return
+			}
+			again, _ := r.AppendBinary(nil)
+			if r2, err := DecodeResult(again); err != nil || !reflect.DeepEqual(r, r2) {
+				t.Fatalf("re-encoded result differs: %+v -> %+v (%v)", r, r2, err)
+			}
 			return
 		}
 		c, err := Decode(b)
@@ -48,8 +70,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded command does not decode: %v", err)
 		}
-		if c2.Op != c.Op || c2.Time != c.Time || !slices.Equal(c2.Keys, c.Keys) || c2.Owner != c.Owner ||
-			c2.Expire != c.Expire || c2.Wait != c.Wait || c2.HasToken != c.HasToken || c2.Token != c.Token || c2.RequestID != c.RequestID {
+		if !reflect.DeepEqual(c, c2) {
 			t.Fatalf("round trip changed the command: %+v -> %+v", c, c2)
 		}
 		h := newHarness(t)

@@ -13,6 +13,7 @@ type model struct {
 	cfg     Config
 	now     int64
 	index   uint64
+	version uint32
 	locks   map[string]*mLock
 	waiters []*mWaiter // arrival order
 	records map[string]*mRecord
@@ -34,13 +35,15 @@ type mWaiter struct {
 }
 
 type mRecord struct {
-	res Result
-	fp  uint64
-	at  int64
+	res     Result
+	fp      uint64
+	at      int64
+	attempt uint64 // the latest attempt of an Acquire
+	granted uint64 // the index that granted an Acquire (version 2)
 }
 
 func newModel(cfg Config) *model {
-	return &model{cfg: cfg, locks: map[string]*mLock{}, records: map[string]*mRecord{}}
+	return &model{cfg: cfg, version: Version1, locks: map[string]*mLock{}, records: map[string]*mRecord{}}
 }
 
 func (m *model) apply(index uint64, c *Command) *Result {
@@ -53,7 +56,12 @@ func (m *model) apply(index uint64, c *Command) *Result {
 			delete(m.records, rid)
 		}
 	}
-	r := m.do(c, &events)
+	var r *Result
+	if c.Version() > m.version && c.Op != OpSetVersion {
+		r = &Result{Code: CodeInvalid}
+	} else {
+		r = m.do(c, &events)
+	}
 	r.Op, r.RequestID, r.Now, r.Index, r.Events = c.Op, c.RequestID, m.now, index, events
 	return r
 }
@@ -63,7 +71,15 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 	switch c.Op {
 	case OpTick:
 		return &Result{}
+	case OpSetVersion:
+		m.version = max(m.version, c.ClusterVersion)
+		return &Result{Count: int(m.version)}
+	case OpAbandon:
+		return m.abandon(c, events)
 	case OpCancelWait:
+		if len(c.Keys) > 0 {
+			return m.cancelWithin(c, events)
+		}
 		return m.cancel(c.RequestID, events)
 	default:
 		if c.Op != OpReleaseAll || len(c.Keys) > 0 {
@@ -79,6 +95,9 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 		}
 		if rec.res.Op != c.Op || rec.fp != fp {
 			return &Result{Code: CodeInvalid}
+		}
+		if c.Attempt != 0 {
+			rec.attempt = c.Attempt
 		}
 		r := rec.res
 		r.Duplicate = true
@@ -152,9 +171,59 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 	}
 	m.grantAll(events)
 	if c.RequestID != "" {
-		m.records[c.RequestID] = &mRecord{res: *r, fp: fp, at: m.now}
+		rec := &mRecord{res: *r, fp: fp, at: m.now, attempt: c.Attempt}
+		if c.Op == OpAcquire && r.Code == CodeOK && m.version >= Version2 {
+			rec.granted = m.index
+		}
+		m.records[c.RequestID] = rec
 	}
 	return r
+}
+
+func (m *model) abandon(c *Command, events *[]Result) *Result {
+	if c.RequestID == "" || c.Attempt == 0 {
+		return &Result{Code: CodeInvalid}
+	}
+	rec := m.records[c.RequestID]
+	if rec == nil {
+		m.records[c.RequestID] = &mRecord{res: Result{Op: OpAcquire, Code: CodeCancelled, RequestID: c.RequestID}, at: m.now, attempt: c.Attempt}
+		r := m.records[c.RequestID].res
+		return &r
+	}
+	if rec.res.Op == OpAcquire && rec.attempt == c.Attempt {
+		switch rec.res.Code {
+		case CodePending:
+			return m.cancel(c.RequestID, events)
+		case CodeOK:
+			n := 0
+			for _, k := range rec.res.Keys {
+				if l := m.locks[k]; l != nil && l.owner == rec.res.Owner && l.token == rec.granted {
+					delete(m.locks, k)
+					n++
+				}
+			}
+			rec.res.Code, rec.res.Tokens, rec.res.Deadlines, rec.res.Count = CodeCancelled, nil, nil, n
+			m.grantAll(events)
+			r := rec.res
+			return &r
+		}
+	}
+	r := rec.res
+	r.Duplicate = true
+	return &r
+}
+
+func (m *model) cancelWithin(c *Command, events *[]Result) *Result {
+	rec := m.records[c.RequestID]
+	if rec == nil {
+		return &Result{Code: CodeUnknown}
+	}
+	for _, k := range rec.res.Keys {
+		if !slices.ContainsFunc(c.Keys, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			return &Result{Code: CodeDenied, Key: k}
+		}
+	}
+	return m.cancel(c.RequestID, events)
 }
 
 // blocked returns the first key in the way of owner (or waiter w), or "".
@@ -209,6 +278,9 @@ func (m *model) grantAll(events *[]Result) {
 			rec := m.records[w.rid]
 			rec.res.Tokens, rec.res.Deadlines = m.grant(w.keys, w.owner, w.expire)
 			rec.res.Code, rec.at = CodeOK, m.now
+			if m.version >= Version2 {
+				rec.granted = m.index
+			}
 			*events = append(*events, rec.res)
 			again = true
 			break

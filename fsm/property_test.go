@@ -127,11 +127,21 @@ func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, 
 	if rapid.Bool().Draw(rt, "with id?") {
 		c.RequestID = newRID()
 	}
-	switch rapid.IntRange(0, 9).Draw(rt, "op") {
+	attempt := func() uint64 { // version 2: which node's handling of the call
+		if rapid.Bool().Draw(rt, "attempt?") {
+			return uint64(rapid.IntRange(1, 3).Draw(rt, "attempt"))
+		}
+		return 0
+	}
+	oldRID := func(label string) string { return fmt.Sprintf("r%d", rapid.IntRange(1, *ridSeq+1).Draw(rt, label)) }
+	switch rapid.IntRange(0, 11).Draw(rt, "op") {
 	case 0, 1, 2:
 		c.Op, c.Expire = OpAcquire, dur("expire")
+		if c.RequestID != "" {
+			c.Attempt = attempt()
+		}
 	case 3, 4:
-		c.Op, c.Expire, c.Wait, c.RequestID = OpAcquire, dur("expire"), dur("wait")+time.Second, newRID()
+		c.Op, c.Expire, c.Wait, c.RequestID, c.Attempt = OpAcquire, dur("expire"), dur("wait")+time.Second, newRID(), attempt()
 	case 5:
 		c.Op = OpRelease
 		if rapid.Bool().Draw(rt, "token?") {
@@ -150,7 +160,14 @@ func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, 
 	case 7:
 		c.Op, c.Expire = OpRefresh, dur("expire")
 	case 8:
-		c = Command{Op: OpCancelWait, RequestID: fmt.Sprintf("r%d", rapid.IntRange(1, *ridSeq+1).Draw(rt, "cancel"))}
+		c = Command{Op: OpCancelWait, RequestID: oldRID("cancel")}
+		if rapid.IntRange(0, 3).Draw(rt, "scoped?") == 0 { // a restricted token's cancel
+			c.Keys = rapid.SliceOfN(rapid.SampledFrom([]string{"a", "b", "x"}), 1, 2).Draw(rt, "scope")
+		}
+	case 10:
+		c = Command{Op: OpAbandon, RequestID: oldRID("abandon"), Attempt: uint64(rapid.IntRange(1, 3).Draw(rt, "attempt"))}
+	case 11:
+		c = Command{Op: OpSetVersion, ClusterVersion: uint32(rapid.IntRange(1, 2).Draw(rt, "version"))}
 	case 9:
 		if rapid.Bool().Draw(rt, "tick?") {
 			c = Command{Op: OpTick}

@@ -28,6 +28,12 @@ const (
 	// CodeExhausted: a queue or table limit was reached; Result.Msg says
 	// which. Nothing changed.
 	CodeExhausted
+	// CodeUnknown: a CancelWait limited to key prefixes named a request id
+	// the table does not remember. Nothing changed.
+	CodeUnknown
+	// CodeDenied: a CancelWait limited to key prefixes named a request whose
+	// keys are outside them; Result.Key names the first. Nothing changed.
+	CodeDenied
 )
 
 var codeNames = [...]string{
@@ -39,6 +45,8 @@ var codeNames = [...]string{
 	CodeCancelled: "cancelled",
 	CodeInvalid:   "invalid",
 	CodeExhausted: "exhausted",
+	CodeUnknown:   "unknown",
+	CodeDenied:    "denied",
 }
 
 func (c Code) String() string {

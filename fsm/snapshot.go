@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"slices"
 	"strings"
 )
@@ -16,10 +15,12 @@ import (
 // resolution order. A CRC-32 (IEEE) of everything before it ends the
 // snapshot. Equal states give equal bytes: every collection is written in an
 // order defined by the state itself, never by map iteration.
-const (
-	snapshotMagic   = "RLSN"
-	snapshotVersion = 1
-)
+//
+// Version 2 adds the cluster version after now, each waiter's attempt, and
+// each record's attempt and granted index. A table writes the version of its
+// cluster version, so a cluster that has not moved to version 2 keeps
+// snapshots that version 1 nodes can install.
+const snapshotMagic = "RLSN"
 
 // AppendSnapshot appends the encoding of the whole table to dst. It makes
 // room for all of it at once: growing by doubling would allocate twice the
@@ -28,10 +29,14 @@ const (
 func (t *Table) AppendSnapshot(dst []byte) []byte {
 	dst = slices.Grow(dst, t.snapshotSize())
 	start := len(dst)
+	v2 := t.version >= Version2
 	dst = append(dst, snapshotMagic...)
-	dst = append(dst, snapshotVersion)
+	dst = append(dst, byte(t.version))
 	dst = binary.AppendUvarint(dst, t.index)
 	dst = binary.AppendVarint(dst, t.now)
+	if v2 {
+		dst = binary.AppendUvarint(dst, uint64(t.version))
+	}
 
 	keys := make([]string, 0, len(t.locks))
 	for k := range t.locks {
@@ -58,6 +63,9 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, w.expire)
 		dst = binary.AppendUvarint(dst, w.fp)
 		dst = binary.AppendVarint(dst, w.t.deadline)
+		if v2 {
+			dst = binary.AppendUvarint(dst, t.records[w.rid].attempt)
+		}
 	}
 
 	live := t.ring[t.head:]
@@ -84,13 +92,21 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		}
 		dst = append(dst, released)
 		dst = binary.AppendUvarint(dst, uint64(rec.count))
+		if v2 {
+			dst = binary.AppendUvarint(dst, rec.attempt)
+			dst = binary.AppendUvarint(dst, rec.granted)
+		}
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(dst[start:]))
 }
 
 // snapshotSize is the exact length of AppendSnapshot's encoding.
 func (t *Table) snapshotSize() int {
+	v2 := t.version >= Version2
 	n := len(snapshotMagic) + 1 + uvarintLen(t.index) + varintLen(t.now) + uvarintLen(uint64(len(t.locks)))
+	if v2 {
+		n += uvarintLen(uint64(t.version))
+	}
 	for _, l := range t.locks {
 		n += stringLen(l.key) + stringLen(l.owner) + uvarintLen(l.token) + varintLen(l.expire) + varintLen(l.t.deadline)
 	}
@@ -98,6 +114,9 @@ func (t *Table) snapshotSize() int {
 	for _, w := range t.waiters {
 		n += uvarintLen(w.id) + stringLen(w.rid) + stringsLen(w.keys) + stringLen(w.owner) + varintLen(w.expire) +
 			uvarintLen(w.fp) + varintLen(w.t.deadline)
+		if v2 {
+			n += uvarintLen(t.records[w.rid].attempt)
+		}
 	}
 	live := t.ring[t.head:]
 	n += uvarintLen(uint64(len(live)))
@@ -110,6 +129,9 @@ func (t *Table) snapshotSize() int {
 		}
 		for _, v := range rec.deadlines {
 			n += varintLen(v)
+		}
+		if v2 {
+			n += uvarintLen(rec.attempt) + uvarintLen(rec.granted)
 		}
 	}
 	return n + 4 // the CRC
@@ -167,21 +189,17 @@ func appendStrings(dst []byte, ss []string) []byte {
 	return dst
 }
 
-// WriteSnapshot writes the table's snapshot to w.
-func (t *Table) WriteSnapshot(w io.Writer) error {
-	_, err := w.Write(t.AppendSnapshot(nil))
-	return err
-}
-
 // Restore reads a snapshot written by AppendSnapshot into a new table with
 // the given bounds.
 func Restore(cfg Config, b []byte) (*Table, error) {
 	if len(b) < len(snapshotMagic)+1+4 || string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: not a raftlock snapshot", ErrCorrupt)
 	}
-	if v := b[len(snapshotMagic)]; v != snapshotVersion {
-		return nil, fmt.Errorf("%w: snapshot version %d", ErrUnsupportedVersion, v)
+	v := uint32(b[len(snapshotMagic)])
+	if v == 0 || v > SupportedVersion {
+		return nil, fmt.Errorf("%w: the snapshot is of version %d, this build reads versions up to %d", ErrUnsupportedVersion, v, SupportedVersion)
 	}
+	v2 := v >= Version2
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.ChecksumIEEE(body) != sum {
 		return nil, fmt.Errorf("%w: snapshot checksum mismatch", ErrCorrupt)
@@ -190,6 +208,13 @@ func Restore(cfg Config, b []byte) (*Table, error) {
 	r := reader{b: body[len(snapshotMagic)+1:]}
 	t.index = r.uvarint()
 	t.now = r.varint()
+	if v2 {
+		cv := r.uvarint()
+		if cv != uint64(v) {
+			r.fail("cluster version %d in a version %d snapshot", cv, v)
+		}
+		t.version = uint32(cv)
+	}
 
 	for n := r.count(); n > 0 && r.err == nil; n-- {
 		l := &lock{key: r.string(), owner: r.string(), token: r.uvarint(), expire: r.varint()}
@@ -210,6 +235,10 @@ func Restore(cfg Config, b []byte) (*Table, error) {
 	for n := r.count(); n > 0 && r.err == nil; n-- {
 		w := &waiter{id: r.uvarint(), rid: r.string(), keys: r.strings(), owner: r.string(), expire: r.varint(), fp: r.uvarint()}
 		deadline := r.varint()
+		var attempt uint64
+		if v2 {
+			attempt = r.uvarint()
+		}
 		if r.err != nil {
 			break
 		}
@@ -218,7 +247,7 @@ func Restore(cfg Config, b []byte) (*Table, error) {
 			break
 		}
 		t.enqueue(w, deadline)
-		t.records[w.rid] = &record{rid: w.rid, op: OpAcquire, code: CodePending, fp: w.fp, keys: w.keys, owner: w.owner}
+		t.records[w.rid] = &record{rid: w.rid, op: OpAcquire, code: CodePending, fp: w.fp, keys: w.keys, owner: w.owner, attempt: attempt}
 	}
 
 	for n := r.count(); n > 0 && r.err == nil; n-- {
@@ -238,6 +267,10 @@ func Restore(cfg Config, b []byte) (*Table, error) {
 		}
 		rec.released = r.byte() == 1
 		rec.count = int(r.uvarint())
+		if v2 {
+			rec.attempt = r.uvarint()
+			rec.granted = r.uvarint()
+		}
 		if r.err != nil {
 			break
 		}

@@ -94,14 +94,22 @@ type record struct {
 	deadlines []int64
 	released  bool
 	count     int
+	// attempt is the latest attempt that carried this Acquire's request id
+	// (Command.Attempt; 0: none), the only one OpAbandon acts for.
+	attempt uint64
+	// granted is the Raft index of the entry that granted this Acquire:
+	// the token of each key it newly took (keys it held already, re-entrant,
+	// keep older tokens).
+	granted uint64
 }
 
 // Table is the lock table. It is not safe for concurrent use: the caller
 // (raftfsm) serialises Apply against reads.
 type Table struct {
-	cfg   Config
-	now   int64  // cluster time in ns: the highest command time seen
-	index uint64 // Raft index of the last applied entry
+	cfg     Config
+	now     int64  // cluster time in ns: the highest command time seen
+	index   uint64 // Raft index of the last applied entry
+	version uint32 // cluster version: the highest log version entries may use
 
 	locks   map[string]*lock
 	owners  map[string]*lock      // owner -> first of its locks (lock.next)
@@ -125,6 +133,7 @@ func New(cfg Config) *Table {
 	}
 	return &Table{
 		cfg:          cfg,
+		version:      Version1,
 		locks:        make(map[string]*lock),
 		owners:       make(map[string]*lock),
 		queues:       make(map[string]*list.List),
@@ -139,6 +148,10 @@ func (t *Table) Now() int64 { return t.now }
 
 // Index returns the Raft index of the last applied entry.
 func (t *Table) Index() uint64 { return t.index }
+
+// Version returns the cluster version: the highest log version that
+// entries may use (Version1 until an OpSetVersion raises it).
+func (t *Table) Version() uint32 { return t.version }
 
 // NextDeadline returns the earliest lock expiry or wait deadline in cluster
 // time, or 0 if nothing is due ever.
@@ -161,25 +174,7 @@ func (t *Table) Apply(index uint64, c *Command) *Result {
 	expired := t.expire(&events)
 	t.forgetRequests()
 
-	var r *Result
-	switch c.Op {
-	case OpTick:
-		r = &Result{Code: CodeOK}
-	case OpAcquire:
-		r = t.acquire(c, &events)
-	case OpRelease:
-		r = t.release(c, &events)
-	case OpReleaseAll:
-		r = t.releaseAll(c, &events)
-	case OpRefresh:
-		r = t.refresh(c)
-	case OpCancelWait:
-		r = t.cancelWait(c, &events)
-	case OpForceRelease:
-		r = t.forceRelease(c, &events)
-	default:
-		r = invalid("op: unknown operation %d", c.Op)
-	}
+	r := t.run(c, &events)
 	if r.Op == 0 { // results read back from a record keep the record's op and id
 		r.Op = c.Op
 		r.RequestID = c.RequestID
@@ -192,6 +187,36 @@ func (t *Table) Apply(index uint64, c *Command) *Result {
 	r.Events = events
 	r.Expired = expired
 	return r
+}
+
+// run applies the command itself, after time and expiries have moved.
+func (t *Table) run(c *Command, events *[]Result) *Result {
+	if v := c.Version(); v > t.version && c.Op != OpSetVersion {
+		return invalid("%s: needs cluster version %d, the cluster is at version %d", c.Op, v, t.version)
+	}
+	switch c.Op {
+	case OpTick:
+		return &Result{Code: CodeOK}
+	case OpAcquire:
+		return t.acquire(c, events)
+	case OpRelease:
+		return t.release(c, events)
+	case OpReleaseAll:
+		return t.releaseAll(c, events)
+	case OpRefresh:
+		return t.refresh(c)
+	case OpCancelWait:
+		return t.cancelWait(c, events)
+	case OpForceRelease:
+		return t.forceRelease(c, events)
+	case OpSetVersion:
+		t.version = max(t.version, c.ClusterVersion)
+		return &Result{Code: CodeOK, Count: int(t.version)}
+	case OpAbandon:
+		return t.abandon(c, events)
+	default:
+		return invalid("op: unknown operation %d", c.Op)
+	}
 }
 
 func invalid(format string, args ...any) *Result {
@@ -256,11 +281,26 @@ func (t *Table) remember(c *Command, fp uint64, r *Result) {
 	rec := &record{
 		rid: c.RequestID, op: c.Op, code: r.Code, fp: fp, keys: r.Keys, owner: c.Owner,
 		key: r.Key, tokens: r.Tokens, deadlines: r.Deadlines, released: r.Released, count: r.Count,
+		attempt: c.Attempt,
+	}
+	if c.Op == OpAcquire && r.Code == CodeOK {
+		rec.granted = t.grantIndex()
 	}
 	t.records[rec.rid] = rec
 	if rec.code != CodePending {
 		t.resolve(rec)
 	}
+}
+
+// grantIndex is what a record granted by this entry keeps as record.granted:
+// the entry's index from version 2 on. A version 1 table keeps 0, as a
+// version 1 snapshot does, so that replicas restored from one and replicas
+// that applied the entries agree (only version 2's OpAbandon reads it).
+func (t *Table) grantIndex() uint64 {
+	if t.version < Version2 {
+		return 0
+	}
+	return t.index
 }
 
 // resolve stamps a record with the current time and queues it for aging.
@@ -278,7 +318,9 @@ func (t *Table) forgetRequests() {
 		if rec.at+ttl > t.now && len(t.ring)-t.head <= t.cfg.MaxRequests {
 			break
 		}
-		delete(t.records, rec.rid)
+		if t.records[rec.rid] == rec {
+			delete(t.records, rec.rid)
+		}
 		t.ring[t.head] = nil
 		t.head++
 	}
@@ -414,7 +456,7 @@ func (t *Table) handOff(keys []string, events *[]Result) {
 		t.dropWaiter(w)
 		tokens, deadlines := t.grant(w.keys, w.owner, w.expire)
 		rec := t.records[w.rid]
-		rec.code, rec.tokens, rec.deadlines = CodeOK, tokens, deadlines
+		rec.code, rec.tokens, rec.deadlines, rec.granted = CodeOK, tokens, deadlines, t.grantIndex()
 		t.resolve(rec)
 		*events = append(*events, rec.result())
 		if w.owner == "" || t.ownerWaiters[w.owner] == 0 {
@@ -492,6 +534,9 @@ func (t *Table) acquire(c *Command, events *[]Result) *Result {
 	}
 	fp := c.fingerprint(keys)
 	if r := t.remembered(c, fp); r != nil {
+		if rec := t.records[c.RequestID]; c.Attempt != 0 && r.Code != CodeInvalid && !rec.tombstone() {
+			rec.attempt = c.Attempt // this attempt takes the request over
+		}
 		return r
 	}
 	r := &Result{Keys: keys, Owner: c.Owner}
@@ -668,6 +713,9 @@ func (t *Table) cancelWait(c *Command, events *[]Result) *Result {
 	if c.RequestID == "" {
 		return invalid("request_id: required")
 	}
+	if len(c.Keys) > 0 {
+		return t.cancelWithin(c, events)
+	}
 	if w := t.waiters[c.RequestID]; w != nil {
 		r := t.endWait(w, CodeCancelled, events)
 		return &r
@@ -680,6 +728,83 @@ func (t *Table) cancelWait(c *Command, events *[]Result) *Result {
 		rec = &record{rid: c.RequestID, op: OpAcquire, code: CodeCancelled}
 		t.records[rec.rid] = rec
 		t.resolve(rec)
+		r := rec.result()
+		return &r
+	}
+	r := rec.result()
+	r.Duplicate = true
+	return &r
+}
+
+// cancelWithin is CancelWait for a caller that may touch only keys under the
+// prefixes c.Keys (a restricted token): decided here, on the state the
+// cancel applies to, so no node's stale view can let it reach another
+// tenant's request. It leaves no tombstone for an id it does not know: an
+// unknown id could belong to anyone.
+func (t *Table) cancelWithin(c *Command, events *[]Result) *Result {
+	for i, p := range c.Keys {
+		if err := ValidateKey(p); err != nil {
+			return invalid("keys[%d]: %v", i, err)
+		}
+	}
+	rec := t.records[c.RequestID]
+	if rec == nil {
+		return &Result{Code: CodeUnknown}
+	}
+	for _, k := range rec.keys {
+		if !slices.ContainsFunc(c.Keys, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			return &Result{Code: CodeDenied, Key: k, Msg: fmt.Sprintf("request %q touches key %q, outside the caller's prefixes", c.RequestID, k)}
+		}
+	}
+	if w := t.waiters[c.RequestID]; w != nil {
+		r := t.endWait(w, CodeCancelled, events)
+		return &r
+	}
+	r := rec.result()
+	r.Duplicate = true
+	return &r
+}
+
+// abandon ends what attempt c.Attempt of the Acquire c.RequestID left behind
+// when its caller went away (deadline, cancel, disconnect), so that no key
+// is held, or waited for, by nobody:
+//   - a waiter still queued is withdrawn (cancelled);
+//   - a grant made meanwhile is released: every key the grant newly took
+//     (its token is the granting entry's index) and that the owner still
+//     holds under it; keys the owner held before, re-entrantly, stay. The
+//     request's outcome becomes cancelled, so a late retry of its id cannot
+//     believe it holds anything;
+//   - an id not seen yet gets a tombstone, so the Acquire, still on its way,
+//     is refused when it arrives.
+//
+// When another attempt has carried the request id since (the caller retried
+// elsewhere), that attempt owns the request and nothing changes.
+func (t *Table) abandon(c *Command, events *[]Result) *Result {
+	if c.RequestID == "" || c.Attempt == 0 {
+		return invalid("request_id and attempt: required")
+	}
+	rec := t.records[c.RequestID]
+	switch {
+	case rec == nil:
+		rec = &record{rid: c.RequestID, op: OpAcquire, code: CodeCancelled, attempt: c.Attempt}
+		t.records[rec.rid] = rec
+		t.resolve(rec)
+		r := rec.result()
+		return &r
+	case rec.op != OpAcquire || rec.attempt != c.Attempt:
+	case rec.code == CodePending:
+		r := t.endWait(t.waiters[rec.rid], CodeCancelled, events)
+		return &r
+	case rec.code == CodeOK:
+		var freed []string
+		for _, k := range rec.keys {
+			if l := t.locks[k]; l != nil && l.owner == rec.owner && l.token == rec.granted {
+				t.free(l)
+				freed = append(freed, k)
+			}
+		}
+		rec.code, rec.tokens, rec.deadlines, rec.count = CodeCancelled, nil, nil, len(freed)
+		t.handOff(freed, events)
 		r := rec.result()
 		return &r
 	}

@@ -642,10 +642,18 @@ func TestEncoding(t *testing.T) {
 	if got, _ := Decode(b); got.Time != 77 {
 		t.Fatalf("stamped time = %d", got.Time)
 	}
+	if b[0] != 1 {
+		t.Fatalf("a command with no version 2 field is encoded as version %d, want 1", b[0])
+	}
+	v3 := slices.Clone(b)
+	v3[0] = byte(SupportedVersion + 1)
+	if _, err := Decode(v3); !errors.Is(err, ErrUnsupportedVersion) || !strings.Contains(err.Error(), "version 3") || !strings.Contains(err.Error(), "up to 2") {
+		t.Fatalf("version 3: err = %v, want ErrUnsupportedVersion naming both versions", err)
+	}
 	v2 := slices.Clone(b)
 	v2[0] = 2
-	if _, err := Decode(v2); !errors.Is(err, ErrUnsupportedVersion) {
-		t.Fatalf("version 2: err = %v", err)
+	if _, err := Decode(v2); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a version 1 command with a version 2 byte: err = %v, want ErrCorrupt", err)
 	}
 	if _, err := Decode(append(slices.Clone(b), 0)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("trailing byte: err = %v", err)
