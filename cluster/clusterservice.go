@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -34,15 +35,17 @@ func (n *Node) Status() *raftlockv1.StatusResponse {
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.Applied(),
 	}
 	resp.Ready = leaderAddr != "" && resp.AppliedIndex >= resp.CommitIndex
+	resp.SupportedVersion = fsm.SupportedVersion
 	n.fsm.Read(func(t *fsm.Table) {
 		st := t.Stats()
-		resp.Locks, resp.Waiters = uint64(st.Locks), uint64(st.Waiters)
+		resp.Locks, resp.Waiters, resp.ClusterVersion = uint64(st.Locks), uint64(st.Waiters), t.Version()
 	})
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
+			v, _ := n.versions.get(string(srv.ID))
 			resp.Members = append(resp.Members, &raftlockv1.Member{
 				Id: string(srv.ID), Address: string(srv.Address), Voter: srv.Suffrage == raft.Voter,
-				Leader: string(srv.ID) == leaderID,
+				Leader: string(srv.ID) == leaderID, SupportedVersion: v,
 			})
 		}
 	}
@@ -53,7 +56,7 @@ func (n *Node) Status() *raftlockv1.StatusResponse {
 // leads, else the leader's address. A call that was already forwarded once
 // is not forwarded again.
 func (s *clusterService) leaderAddr(h interface{ Get(string) string }) (string, error) {
-	if s.n.raft.State() == raft.Leader {
+	if s.n.leading() != nil {
 		return "", nil
 	}
 	addr, _ := s.n.Leader()
@@ -77,21 +80,24 @@ func forwarded[T any](req *connect.Request[T]) *connect.Request[T] {
 func (s *clusterService) AddMember(ctx context.Context, req *connect.Request[raftlockv1.AddMemberRequest]) (*connect.Response[raftlockv1.AddMemberResponse], error) {
 	m := req.Msg
 	if m.Id == "" {
-		return nil, connectError(invalidArg("id: required"))
+		return nil, invalidArg("id: required")
 	}
 	if _, _, err := net.SplitHostPort(m.Address); err != nil {
-		return nil, connectError(invalidArg("address: %v", err))
+		return nil, invalidArg("address: %v", err)
 	}
 	addr, err := s.leaderAddr(req.Header())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if addr != "" {
 		return s.n.peers.clusterClient(addr).AddMember(ctx, forwarded(req))
 	}
+	if err := s.n.admitMember(m.Id, m.SupportedVersion); err != nil {
+		return nil, err
+	}
 	cf := s.n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	voter := m.Voter == nil || *m.Voter
 	for _, srv := range cf.Configuration().Servers {
@@ -106,7 +112,7 @@ func (s *clusterService) AddMember(ctx context.Context, req *connect.Request[raf
 		f = s.n.raft.AddNonvoter(raft.ServerID(m.Id), raft.ServerAddress(m.Address), 0, s.n.cfg.ApplyTimeout)
 	}
 	if err := f.Error(); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	s.n.log.Info("member added", "id", m.Id, "address", m.Address, "voter", voter)
 	return connect.NewResponse(&raftlockv1.AddMemberResponse{}), nil
@@ -114,20 +120,20 @@ func (s *clusterService) AddMember(ctx context.Context, req *connect.Request[raf
 
 func (s *clusterService) RemoveMember(ctx context.Context, req *connect.Request[raftlockv1.RemoveMemberRequest]) (*connect.Response[raftlockv1.RemoveMemberResponse], error) {
 	if req.Msg.Id == "" {
-		return nil, connectError(invalidArg("id: required"))
+		return nil, invalidArg("id: required")
 	}
 	addr, err := s.leaderAddr(req.Header())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if addr != "" {
 		return s.n.peers.clusterClient(addr).RemoveMember(ctx, forwarded(req))
 	}
 	if _, ok := s.n.member(req.Msg.Id); !ok {
-		return nil, connectError(notFound("id: no member %q", req.Msg.Id))
+		return nil, notFound("id: no member %q", req.Msg.Id)
 	}
 	if err := s.n.raft.RemoveServer(raft.ServerID(req.Msg.Id), 0, s.n.cfg.ApplyTimeout).Error(); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	s.n.log.Info("member removed", "id", req.Msg.Id)
 	return connect.NewResponse(&raftlockv1.RemoveMemberResponse{}), nil
@@ -136,7 +142,7 @@ func (s *clusterService) RemoveMember(ctx context.Context, req *connect.Request[
 func (s *clusterService) TransferLeadership(ctx context.Context, req *connect.Request[raftlockv1.TransferLeadershipRequest]) (*connect.Response[raftlockv1.TransferLeadershipResponse], error) {
 	addr, err := s.leaderAddr(req.Header())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if addr != "" {
 		return s.n.peers.clusterClient(addr).TransferLeadership(ctx, forwarded(req))
@@ -150,20 +156,27 @@ func (s *clusterService) TransferLeadership(ctx context.Context, req *connect.Re
 	if id := req.Msg.Id; id != "" {
 		srv, ok := s.n.member(id)
 		if !ok {
-			return nil, connectError(notFound("id: no member %q", id))
+			return nil, notFound("id: no member %q", id)
+		}
+		if srv.Suffrage != raft.Voter {
+			return nil, fmt.Errorf("%w: id: member %q is not a voter; leadership can only go to a voter", ErrNotVoter, id)
 		}
 		if id == s.n.cfg.ID {
 			return connect.NewResponse(&raftlockv1.TransferLeadershipResponse{LeaderId: id, LeaderAddress: s.n.cfg.Advertise}), nil
 		}
 		f = s.n.raft.LeadershipTransferToServer(srv.ID, srv.Address)
 	} else {
-		if !s.n.hasOtherVoter() {
-			return nil, connectError(ErrNoOtherVoter)
+		other, err := s.n.hasOtherVoter()
+		if err != nil {
+			return nil, err
+		}
+		if !other {
+			return nil, ErrNoOtherVoter
 		}
 		f = s.n.raft.LeadershipTransfer()
 	}
 	if err := f.Error(); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	// Wait (briefly) until this node learns who leads now.
 	deadline := time.Now().Add(s.n.cfg.ApplyTimeout)
@@ -173,36 +186,7 @@ func (s *clusterService) TransferLeadership(ctx context.Context, req *connect.Re
 			return connect.NewResponse(&raftlockv1.TransferLeadershipResponse{LeaderId: id, LeaderAddress: a}), nil
 		}
 		if err := s.n.pause(ctx, 10*time.Millisecond); err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 	}
-}
-
-// member returns the server with the given id in the latest configuration.
-func (n *Node) member(id string) (raft.Server, bool) {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return raft.Server{}, false
-	}
-	for _, srv := range f.Configuration().Servers {
-		if string(srv.ID) == id {
-			return srv, true
-		}
-	}
-	return raft.Server{}, false
-}
-
-// hasOtherVoter reports whether the latest configuration has a voter other
-// than this node.
-func (n *Node) hasOtherVoter() bool {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return true // let Raft decide
-	}
-	for _, srv := range f.Configuration().Servers {
-		if srv.Suffrage == raft.Voter && string(srv.ID) != n.cfg.ID {
-			return true
-		}
-	}
-	return false
 }

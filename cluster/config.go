@@ -73,6 +73,15 @@ type Config struct {
 	Advertise string
 	// DataDir holds the Raft log, stable store and snapshots. Default ./data.
 	DataDir string
+	// LogStore is the Raft log's store: LogStoreAuto (default: raft-wal for
+	// a new data directory, raft-boltdb for one that holds raft.db),
+	// LogStoreWAL or LogStoreBolt. A choice the data directory contradicts
+	// is refused at start.
+	LogStore string
+	// WALSegmentSize is the size of raft-wal's segment files, in bytes (0:
+	// raft-wal's default, 64 MiB). The log is truncated after a snapshot
+	// one whole segment at a time.
+	WALSegmentSize int
 	// InitialCluster lists every founding member, the same on each founder.
 	// Empty and no Join: a single-node cluster of this node.
 	InitialCluster []Peer
@@ -117,6 +126,11 @@ type Config struct {
 	Dialer Dialer
 	// Clock is the time source. Default: the system clock.
 	Clock Clock
+	// OnFatal is called when the node meets a log entry it cannot apply
+	// (corrupt, or of a version newer than this build): the error names the
+	// index and both versions. It must not return; the node binary logs the
+	// error and exits. Default (nil): a panic with the same message.
+	OnFatal func(error)
 
 	// TLS, when set, makes every connection to the port TLS, with mutual
 	// TLS between nodes.
@@ -149,6 +163,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:             "127.0.0.1:7070",
 		DataDir:            "data",
+		LogStore:           LogStoreAuto,
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
@@ -239,6 +254,14 @@ func (c Config) Validate() error {
 	default:
 		return bad("--unsafe-bug %q is not one of %q, %q", c.UnsafeBug, BugFencing, BugWallClock)
 	}
+	if c.WALSegmentSize < 0 {
+		return bad("WALSegmentSize must not be negative, got %d", c.WALSegmentSize)
+	}
+	switch c.LogStore {
+	case LogStoreAuto, LogStoreWAL, LogStoreBolt:
+	default:
+		return bad("--log-store %q is not one of %q, %q, %q", c.LogStore, LogStoreAuto, LogStoreWAL, LogStoreBolt)
+	}
 	if c.MaxAppendEntries <= 0 {
 		return bad("MaxAppendEntries must be positive, got %d", c.MaxAppendEntries)
 	}
@@ -280,6 +303,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Clock == nil {
 		c.Clock = systemClock{}
+	}
+	if c.LogStore == "" {
+		c.LogStore = LogStoreAuto
 	}
 	return c
 }

@@ -44,12 +44,17 @@ type DebugState struct {
 func (n *Node) debugState(w http.ResponseWriter, _ *http.Request) {
 	var st DebugState
 	n.fsm.Read(func(t *fsm.Table) {
-		sum := sha256.Sum256(t.AppendSnapshot(nil))
-		st = DebugState{ID: n.cfg.ID, Index: t.Index(), Hash: hex.EncodeToString(sum[:]), Locks: t.Stats().Locks}
+		st = DebugState{ID: n.cfg.ID, Index: t.Index(), Hash: tableHash(t), Locks: t.Stats().Locks}
 	})
 	st.Applied = n.fsm.Applied()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
+}
+
+// tableHash is the hex SHA-256 of the table's snapshot encoding.
+func tableHash(t *fsm.Table) string {
+	sum := sha256.Sum256(t.AppendSnapshot(nil))
+	return hex.EncodeToString(sum[:])
 }
 
 // debugClock: GET shows, POST ?offset=1h&rate=1.01 sets the controlled

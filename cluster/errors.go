@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"connectrpc.com/connect"
 	"github.com/hashicorp/raft"
@@ -11,8 +14,9 @@ import (
 	"github.com/raftlock/raftlock/fsm"
 )
 
-// Errors of a node. connectError maps them, and the outcomes of the lock
-// table, to Connect codes: the one place where that mapping lives.
+// Errors of a node. Handlers return them (wrapped with %w, or as the
+// typed errors below); the error boundary (errorBoundary, on every
+// handler) is the one place that turns them into Connect codes.
 var (
 	// ErrNoLeader: no leader is known or reachable within the time allowed.
 	ErrNoLeader = errors.New("no leader reachable")
@@ -29,7 +33,36 @@ var (
 	// ErrNoOtherVoter: leadership cannot be handed over because the leader
 	// is the only voter.
 	ErrNoOtherVoter = errors.New("no other voter to hand leadership to")
+	// ErrNotVoter: leadership can only go to a voter.
+	ErrNotVoter = errors.New("not a voter")
+	// ErrUnauthenticated: no bearer token, or one that is not known.
+	ErrUnauthenticated = errors.New("missing or unknown bearer token")
+	// ErrPermissionDenied: the token (or certificate) does not allow the
+	// call.
+	ErrPermissionDenied = errors.New("permission denied")
+
+	// errNotReady: this node cannot take a write now, and did not try (no
+	// leader known, or it leads but has not taken office yet).
+	errNotReady = errors.New("leader not ready")
+	// errPeerUnavailable: the leader could not be reached, or answered that
+	// it cannot take the call now.
+	errPeerUnavailable = errors.New("leader unavailable")
 )
+
+// transient reports whether a failed attempt to reach the leader may be
+// made again at once: the leader changed, is not known yet, or could not
+// be reached. It is the one list of such errors (retryLeader uses it; the
+// boundary maps the same errors to unavailable).
+func transient(err error) bool {
+	switch {
+	case errors.Is(err, errNotReady), errors.Is(err, errPeerUnavailable),
+		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrAbortedByRestore):
+		return true
+	}
+	return false
+}
 
 // resultError turns a lock-table outcome into an error, or nil for success
 // and pending.
@@ -58,8 +91,8 @@ func outcomeMessage(code fsm.Code, key, msg string) string {
 	case fsm.CodeNotHeld:
 		return fmt.Sprintf("lock on key %q is not held by this owner (or the fencing token is no longer current)", key)
 	case fsm.CodeCancelled:
-		return "the acquire was cancelled before it was granted"
-	case fsm.CodeInvalid, fsm.CodeExhausted:
+		return "the acquire was cancelled before it was granted (or its grant was released when its caller went away)"
+	case fsm.CodeInvalid, fsm.CodeExhausted, fsm.CodeDenied:
 		return msg
 	}
 	return code.String()
@@ -74,6 +107,7 @@ var outcomeCodes = map[fsm.Code]connect.Code{
 	fsm.CodeCancelled: connect.CodeCanceled,
 	fsm.CodeInvalid:   connect.CodeInvalidArgument,
 	fsm.CodeExhausted: connect.CodeResourceExhausted,
+	fsm.CodeDenied:    connect.CodePermissionDenied,
 }
 
 // codeName returns the Connect code name of an outcome ("aborted"), for
@@ -85,36 +119,80 @@ func codeName(code fsm.Code) string {
 	return ""
 }
 
-// connectError maps any error of a handler to a *connect.Error.
-func connectError(err error) error {
-	if err == nil {
-		return nil
-	}
+// codeOf is the mapping of errors to Connect codes. ok is false for an
+// error it does not know: an internal error, whose text is not for callers.
+func codeOf(err error) (code connect.Code, ok bool) {
 	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return ce
-	}
 	var oe *outcomeError
 	switch {
 	case errors.As(err, &oe):
-		return connect.NewError(outcomeCodes[oe.r.Code], errors.New(oe.Error()))
-	case errors.Is(err, ErrInvalidArgument):
-		return connect.NewError(connect.CodeInvalidArgument, err)
+		return outcomeCodes[oe.r.Code], true
+	case errors.As(err, &ce): // a definite answer another node gave
+		return ce.Code(), true
+	case errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrNotVoter):
+		return connect.CodeInvalidArgument, true
 	case errors.Is(err, ErrNotFound):
-		return connect.NewError(connect.CodeNotFound, err)
-	case errors.Is(err, ErrNoOtherVoter):
-		return connect.NewError(connect.CodeFailedPrecondition, err)
+		return connect.CodeNotFound, true
+	case errors.Is(err, ErrNoOtherVoter), errors.Is(err, ErrVersionTooLow):
+		return connect.CodeFailedPrecondition, true
+	case errors.Is(err, ErrUnauthenticated):
+		return connect.CodeUnauthenticated, true
+	case errors.Is(err, ErrPermissionDenied):
+		return connect.CodePermissionDenied, true
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrShuttingDown), errors.Is(err, ErrOutcomeUnknown),
-		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrAbortedByRestore):
-		return connect.NewError(connect.CodeUnavailable, err)
+		errors.Is(err, raft.ErrRaftShutdown), transient(err):
+		return connect.CodeUnavailable, true
 	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, err)
+		return connect.CodeCanceled, true
 	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, err)
+		return connect.CodeDeadlineExceeded, true
 	}
-	return connect.NewError(connect.CodeInternal, err)
+	return connect.CodeInternal, false
+}
+
+// toConnect turns any error into the *connect.Error a caller receives. An
+// internal error reaches the caller as a generic message with a
+// correlation id; its text goes to the node's log under that id.
+func (n *Node) toConnect(procedure string, err error) *connect.Error {
+	code, known := codeOf(err)
+	if !known {
+		id := correlationID()
+		n.log.Error("internal error", "procedure", procedure, "correlation_id", id, "err", err)
+		return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (correlation id %s; the node's log has the details)", id))
+	}
+	var ce *connect.Error
+	var oe *outcomeError
+	if errors.As(err, &ce) && ce.Code() == code && !errors.As(err, &oe) {
+		return ce // another node's definite answer, passed on as it came
+	}
+	return connect.NewError(code, err)
+}
+
+func correlationID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// errorBoundary is the interceptor that maps every handler's error to its
+// Connect code (inside the metrics interceptor, so the metrics count the
+// code callers see).
+func (n *Node) errorBoundary() connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			resp, err := next(ctx, req)
+			if err != nil {
+				return nil, n.toConnect(req.Spec().Procedure, err)
+			}
+			return resp, nil
+		}
+	}
+}
+
+// writeError answers a plain HTTP request (outside connect's handlers)
+// with the Connect error of err.
+func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	_ = connect.NewErrorWriter().Write(w, r, n.toConnect(r.URL.Path, err))
 }
 
 // argError is a validation error whose message starts with the field name;

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,35 +86,64 @@ func FuzzStreamHandshake(f *testing.F) {
 		_, _ = helloALPN(bytes.NewReader(first))
 
 		server, client := net.Pipe()
-		ln := &oneConnListener{c: server}
-		s := &streamLayer{ln: ln}
+		refused := make(chan struct{})
+		ln := &oneConnListener{c: &closeSignal{Conn: server, closed: refused}, closed: make(chan struct{})}
+		s := newStreamLayer(ln, Config{Advertise: "127.0.0.1:1"}, nil)
+		defer s.Close()
 		go func() {
 			_ = client.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = client.Write(first)
 			client.Close()
 		}()
-		c, err := s.Accept()
-		if err == nil {
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			if c, err := s.Accept(); err == nil {
+				accepted <- c
+			}
+		}()
+		select {
+		case c := <-accepted:
 			c.Close()
 			if len(first) == 0 || first[0] != raftMarker {
 				t.Fatalf("accepted a stream starting with %x", first)
 			}
+		case <-refused:
+			if len(first) > 0 && first[0] == raftMarker {
+				t.Fatalf("a stream starting with the marker was refused")
+			}
+		case <-time.After(handshakeTimeout + time.Second):
+			t.Fatalf("the stream was neither accepted nor refused within the handshake timeout")
 		}
 	})
 }
 
-// oneConnListener hands out one connection, then reports closed.
+// closeSignal closes its channel when the connection is closed.
+type closeSignal struct {
+	net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *closeSignal) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// oneConnListener hands out one connection, then blocks until closed.
 type oneConnListener struct {
-	c    net.Conn
-	used bool
+	c      net.Conn
+	used   bool
+	closed chan struct{}
+	once   sync.Once
 }
 
 func (l *oneConnListener) Accept() (net.Conn, error) {
 	if l.used {
+		<-l.closed
 		return nil, io.EOF
 	}
 	l.used = true
 	return l.c, nil
 }
-func (l *oneConnListener) Close() error   { return nil }
+func (l *oneConnListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{} }

@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -39,16 +42,20 @@ func (n *Node) newHTTPServer() *http.Server {
 		// saves nothing. Only large responses (ListLocks pages) are
 		// compressed, when the caller accepts it.
 		connect.WithCompressMinBytes(4 << 10),
-		connect.WithInterceptors(n.met.interceptor()),
+		// Outermost first: metrics see the code callers get, which the error
+		// boundary decides; then tokens; then the handler.
+		connect.WithInterceptors(n.met.interceptor(), n.errorBoundary()),
 	}
 	apiOpts := opts
 	if n.auth != nil {
 		apiOpts = append(slices.Clone(opts), connect.WithInterceptors(n.authInterceptor()))
 	}
+	apiOpts = append(apiOpts, unsafeOptions(n)...)
 	mux := http.NewServeMux()
-	mux.Handle(raftlockv1connect.NewLockServiceHandler(&lockService{n}, apiOpts...))
-	mux.Handle(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, apiOpts...))
-	mux.Handle(n.peersOnly(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...)))
+	api := func(pattern string, h http.Handler) { mux.Handle(pattern, n.checkRequest(h)) }
+	api(raftlockv1connect.NewLockServiceHandler(&lockService{n}, apiOpts...))
+	api(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, apiOpts...))
+	api(n.peersOnly(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...)))
 	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
 	reflector := grpcreflect.NewStaticReflector(raftlockv1connect.LockServiceName, raftlockv1connect.ClusterServiceName, grpchealth.HealthV1ServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -85,14 +92,60 @@ func (n *Node) peersOnly(pattern string, h http.Handler) (string, http.Handler) 
 	if n.tls == nil {
 		return pattern, h
 	}
-	errw := connect.NewErrorWriter()
 	return pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !n.tls.isPeerState(r.TLS) {
-			_ = errw.Write(w, r, connect.NewError(connect.CodePermissionDenied, errNotPeer))
+			n.writeError(w, r, fmt.Errorf("%w: %w", ErrPermissionDenied, errNotPeer))
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// The media types the API accepts (Content-Type, without parameters).
+var apiMediaTypes = []string{
+	"application/json", "application/proto", // Connect, unary
+	"application/connect+json", "application/connect+proto", // Connect, streaming
+	"application/grpc", "application/grpc+proto", "application/grpc+json", // gRPC
+	"application/grpc-web", "application/grpc-web+proto", "application/grpc-web+json", // gRPC-Web
+}
+
+// checkRequest refuses what connect-go would answer unclearly, before it
+// reads anything: a Content-Type it does not speak (415 with a body naming
+// the accepted types), a GET whose base64 message does not decode
+// (invalid_argument), and a body over four times the request limit (the
+// read fails at the limit instead of draining a huge length prefix).
+func (n *Node) checkRequest(h http.Handler) http.Handler {
+	maxBody := int64(4 * n.cfg.MaxRequestBytes)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost:
+			ct := r.Header.Get("Content-Type")
+			if mt, _, err := mime.ParseMediaType(ct); err != nil || !slices.Contains(apiMediaTypes, strings.ToLower(mt)) {
+				w.Header().Set("Accept-Post", strings.Join(apiMediaTypes, ", "))
+				http.Error(w, fmt.Sprintf("unsupported Content-Type %q: use application/json or application/proto (Connect), application/grpc[+proto|+json] (gRPC) or application/grpc-web[+proto|+json] (gRPC-Web)", ct), http.StatusUnsupportedMediaType)
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		case http.MethodGet:
+			q := r.URL.Query()
+			if q.Get("base64") == "1" {
+				if _, err := decodeGetMessage(q.Get("message")); err != nil {
+					n.writeError(w, r, invalidArg("message: not valid base64 (URL-safe alphabet, padding optional): %v", err))
+					return
+				}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// decodeGetMessage decodes the message of a Connect GET request as
+// connect-go does: URL-safe base64, with or without padding.
+func decodeGetMessage(m string) ([]byte, error) {
+	if strings.HasSuffix(m, "=") {
+		return base64.URLEncoding.DecodeString(m)
+	}
+	return base64.RawURLEncoding.DecodeString(m)
 }
 
 // withLeaderHeader adds the leader hint to every response.

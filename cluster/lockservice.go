@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -25,52 +28,35 @@ type lockService struct{ n *Node }
 
 var _ raftlockv1connect.LockServiceHandler = (*lockService)(nil)
 
+// Acquire grants keys, or waits for them; see waiting.go for how a waiting
+// Acquire is answered and what happens when its caller goes away.
 func (s *lockService) Acquire(ctx context.Context, req *connect.Request[raftlockv1.AcquireRequest]) (*connect.Response[raftlockv1.AcquireResponse], error) {
 	m := req.Msg
 	c, err := commandFor(fsm.OpAcquire, m.Keys, m.OwnerId, m.RequestId)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if c.Expire, err = duration("expire", m.Expire, fsm.ValidateExpire); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if c.Wait, err = duration("wait_timeout", m.WaitTimeout, fsm.ValidateWait); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	var sub *subscription
-	if c.Wait > 0 {
-		sub = s.n.hub.subscribe(c.RequestID)
-		defer s.n.hub.unsubscribe(sub)
+	r, err := s.n.acquire(ctx, c)
+	if err == nil {
+		err = resultError(r)
 	}
-	r, err := s.n.propose(ctx, c)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	if r.Code == fsm.CodePending {
-		ev, err := s.n.awaitOutcome(ctx, sub, c.Wait)
-		if err != nil {
-			return nil, connectError(err)
-		}
-		r = &ev
-	}
-	if err := resultError(r); err != nil {
-		return nil, connectError(err)
-	}
-	resp := &raftlockv1.AcquireResponse{FencingToken: r.Token(), Locks: s.locksOf(r, r.Now), RequestId: c.RequestID}
-	if s.n.cfg.UnsafeBug == BugFencing { // deliberately wrong: no token increase
-		resp.FencingToken = 1
-		for _, l := range resp.Locks {
-			l.FencingToken = 1
-		}
-	}
-	return connect.NewResponse(resp), nil
+	return connect.NewResponse(&raftlockv1.AcquireResponse{FencingToken: r.Token(), Locks: s.locksOf(r, r.Now), RequestId: c.RequestID}), nil
 }
 
 func (s *lockService) Release(ctx context.Context, req *connect.Request[raftlockv1.ReleaseRequest]) (*connect.Response[raftlockv1.ReleaseResponse], error) {
 	m := req.Msg
 	c, err := commandFor(fsm.OpRelease, m.Keys, m.OwnerId, m.RequestId)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if m.FencingToken != nil {
 		c.HasToken, c.Token = true, *m.FencingToken
@@ -85,13 +71,13 @@ func (s *lockService) Release(ctx context.Context, req *connect.Request[raftlock
 func (s *lockService) ReleaseAll(ctx context.Context, req *connect.Request[raftlockv1.ReleaseAllRequest]) (*connect.Response[raftlockv1.ReleaseAllResponse], error) {
 	m := req.Msg
 	if err := fsm.ValidateOwner(m.OwnerId); err != nil {
-		return nil, connectError(invalidArg("owner_id: %v", err))
+		return nil, invalidArg("owner_id: %v", err)
 	}
 	rid, err := requestID(m.RequestId)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	r, err := s.commit(ctx, &fsm.Command{Op: fsm.OpReleaseAll, Owner: m.OwnerId, RequestID: rid, Keys: releaseAllPrefixes(ctx)})
+	r, err := s.commit(ctx, &fsm.Command{Op: fsm.OpReleaseAll, Owner: m.OwnerId, RequestID: rid, Keys: callerPrefixes(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -102,10 +88,10 @@ func (s *lockService) Refresh(ctx context.Context, req *connect.Request[raftlock
 	m := req.Msg
 	c, err := commandFor(fsm.OpRefresh, m.Keys, m.OwnerId, m.RequestId)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if c.Expire, err = duration("expire", m.Expire, fsm.ValidateExpire); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	r, err := s.commit(ctx, c)
 	if err != nil {
@@ -118,7 +104,7 @@ func (s *lockService) ForceRelease(ctx context.Context, req *connect.Request[raf
 	m := req.Msg
 	c, err := commandFor(fsm.OpForceRelease, m.Keys, "", m.RequestId)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	r, err := s.commit(ctx, c)
 	if err != nil {
@@ -127,28 +113,43 @@ func (s *lockService) ForceRelease(ctx context.Context, req *connect.Request[raf
 	return connect.NewResponse(&raftlockv1.ForceReleaseResponse{ReleasedCount: uint32(r.Count)}), nil
 }
 
+// CancelAcquire withdraws a waiting Acquire by its request id. A token
+// limited to key prefixes may withdraw only requests within them: the lock
+// table decides that on the state the cancel applies to (cluster version 2;
+// before it, this node checks its own table after a read barrier).
 func (s *lockService) CancelAcquire(ctx context.Context, req *connect.Request[raftlockv1.CancelAcquireRequest]) (*connect.Response[raftlockv1.CancelAcquireResponse], error) {
 	rid := req.Msg.RequestId
 	if rid == "" {
-		return nil, connectError(invalidArg("request_id: required"))
+		return nil, invalidArg("request_id: required")
 	}
 	if err := fsm.ValidateRequestID(rid); err != nil {
-		return nil, connectError(invalidArg("request_id: %v", err))
+		return nil, invalidArg("request_id: %v", err)
 	}
-	r, err := s.n.propose(ctx, &fsm.Command{Op: fsm.OpCancelWait, RequestID: rid})
+	c := &fsm.Command{Op: fsm.OpCancelWait, RequestID: rid}
+	if scope := callerPrefixes(ctx); scope != nil {
+		if s.n.clusterVersion() >= fsm.Version2 {
+			c.Keys = scope
+		} else if err := s.outcomeVisible(ctx, scope, rid); err != nil {
+			return nil, err
+		}
+	}
+	r, err := s.n.propose(ctx, c, nil)
+	if err == nil && r.Code == fsm.CodeDenied {
+		err = fmt.Errorf("%w: %s", ErrPermissionDenied, r.Msg)
+	}
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	return connect.NewResponse(&raftlockv1.CancelAcquireResponse{Outcome: outcomeProto(r)}), nil
 }
 
 func (s *lockService) GetLock(ctx context.Context, req *connect.Request[raftlockv1.GetLockRequest]) (*connect.Response[raftlockv1.GetLockResponse], error) {
 	if err := fsm.ValidateKey(req.Msg.Key); err != nil {
-		return nil, connectError(invalidArg("key: %v", err))
+		return nil, invalidArg("key: %v", err)
 	}
 	now, err := s.n.readBarrier(ctx)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	resp := &raftlockv1.GetLockResponse{}
 	s.n.fsm.Read(func(t *fsm.Table) {
@@ -166,17 +167,17 @@ func (s *lockService) ListLocks(ctx context.Context, req *connect.Request[raftlo
 	case limit == 0:
 		limit = DefaultListLimit
 	case limit > MaxListLimit:
-		return nil, connectError(invalidArg("limit: %d is above the maximum of %d", limit, MaxListLimit))
+		return nil, invalidArg("limit: %d is above the maximum of %d", limit, MaxListLimit)
 	}
 	if len(m.Prefix) > fsm.MaxKeyLen {
-		return nil, connectError(invalidArg("prefix: longer than %d bytes", fsm.MaxKeyLen))
+		return nil, invalidArg("prefix: longer than %d bytes", fsm.MaxKeyLen)
 	}
 	if err := fsm.ValidateOwner(m.OwnerId); err != nil {
-		return nil, connectError(invalidArg("owner_id: %v", err))
+		return nil, invalidArg("owner_id: %v", err)
 	}
 	now, err := s.n.readBarrier(ctx)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	resp := &raftlockv1.ListLocksResponse{}
 	s.n.fsm.Read(func(t *fsm.Table) {
@@ -191,18 +192,24 @@ func (s *lockService) ListLocks(ctx context.Context, req *connect.Request[raftlo
 	return connect.NewResponse(resp), nil
 }
 
+// GetRequestOutcome reads what became of a request id, linearizably. A
+// token limited to key prefixes sees only requests within them, decided
+// after the read barrier, on the state the answer comes from.
 func (s *lockService) GetRequestOutcome(ctx context.Context, req *connect.Request[raftlockv1.GetRequestOutcomeRequest]) (*connect.Response[raftlockv1.GetRequestOutcomeResponse], error) {
 	rid := req.Msg.RequestId
 	if rid == "" {
-		return nil, connectError(invalidArg("request_id: required"))
+		return nil, invalidArg("request_id: required")
 	}
 	if err := fsm.ValidateRequestID(rid); err != nil {
-		return nil, connectError(invalidArg("request_id: %v", err))
+		return nil, invalidArg("request_id: %v", err)
 	}
 	if _, err := s.n.readBarrier(ctx); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	r, ok := s.n.localOutcome(rid)
+	if ok && !keysWithin(r.Keys, callerPrefixes(ctx)) {
+		return nil, fmt.Errorf("%w: may not see request %q", ErrPermissionDenied, rid)
+	}
 	out := &raftlockv1.RequestOutcome{}
 	if ok {
 		out = outcomeProto(&r)
@@ -210,15 +217,27 @@ func (s *lockService) GetRequestOutcome(ctx context.Context, req *connect.Reques
 	return connect.NewResponse(&raftlockv1.GetRequestOutcomeResponse{Outcome: out}), nil
 }
 
+// outcomeVisible checks, after a read barrier, that the request rid (if
+// this node's table knows it) touches only keys within scope.
+func (s *lockService) outcomeVisible(ctx context.Context, scope []string, rid string) error {
+	if _, err := s.n.readBarrier(ctx); err != nil {
+		return err
+	}
+	if r, ok := s.n.localOutcome(rid); ok && !keysWithin(r.Keys, scope) {
+		return fmt.Errorf("%w: may not see request %q", ErrPermissionDenied, rid)
+	}
+	return nil
+}
+
 // commit proposes a command that does not wait and turns a failure, or an
-// outcome other than success, into the call's Connect error.
+// outcome other than success, into the call's error.
 func (s *lockService) commit(ctx context.Context, c *fsm.Command) (*fsm.Result, error) {
-	r, err := s.n.propose(ctx, c)
+	r, err := s.n.propose(ctx, c, nil)
 	if err == nil {
 		err = resultError(r)
 	}
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	return r, nil
 }
@@ -308,4 +327,12 @@ func outcomeProto(r *fsm.Result) *raftlockv1.RequestOutcome {
 		o.ErrorCode, o.ErrorMessage = codeName(r.Code), outcomeMessage(r.Code, r.Key, r.Msg)
 	}
 	return o
+}
+
+// newRequestID returns a server-chosen request id for calls that came
+// without one, so the node's own retries stay exactly-once.
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "srv-" + hex.EncodeToString(b[:])
 }

@@ -23,8 +23,13 @@ type metrics struct {
 	timeouts prometheus.Counter
 	cancels  prometheus.Counter
 	expiries prometheus.Counter
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	// abandons counts abandons of departed callers' acquires committed by
+	// this node; abandonsDropped those it could not even start (too many in
+	// flight).
+	abandons        prometheus.Counter
+	abandonsDropped prometheus.Counter
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -38,6 +43,8 @@ func newMetrics(n *Node) *metrics {
 	m.timeouts = f("wait_timeouts_total", "Waiting acquires that timed out.")
 	m.cancels = f("wait_cancels_total", "Waiting acquires withdrawn by their caller.")
 	m.expiries = f("expiries_total", "Locks that expired.")
+	m.abandons = f("abandons_total", "Acquires of departed callers this node withdrew (or released, if granted meanwhile).")
+	m.abandonsDropped = f("abandons_dropped_total", "Acquires of departed callers this node could not withdraw because too many were in flight; they end at their wait timeout.")
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "raftlock", Name: "requests_total",
 		Help: "API requests by procedure and result code."}, []string{"procedure", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "raftlock", Name: "request_duration_seconds",

@@ -16,11 +16,20 @@ import (
 
 // Snapshots and log truncation happen under load, and a node that was
 // wiped and added back catches up from a snapshot with every lock.
+// Both log stores: raft-wal truncates whole segments, so its segments are
+// made small enough for the test's log to span several.
 func TestSnapshotsUnderLoadAndCatchUp(t *testing.T) {
+	for _, store := range []string{cluster.LogStoreWAL, cluster.LogStoreBolt} {
+		t.Run(store, func(t *testing.T) { testSnapshotsUnderLoadAndCatchUp(t, store) })
+	}
+}
+
+func testSnapshotsUnderLoadAndCatchUp(t *testing.T, store string) {
 	c := clustertest.New(t, 3, clustertest.WithConfig(func(cfg *cluster.Config) {
 		cfg.SnapshotThreshold = 64
 		cfg.TrailingLogs = 32
 		cfg.SnapshotInterval = 100 * time.Millisecond
+		cfg.LogStore, cfg.WALSegmentSize = store, 8<<10
 	}))
 	ctx := ctxT(t)
 	leader := c.Leader()

@@ -122,37 +122,116 @@ func (l *childListener) Close() error {
 
 func (l *childListener) Addr() net.Addr { return l.addr }
 
+// Limits of incoming Raft streams.
+const (
+	// handshakeTimeout bounds a new Raft stream's TLS handshake and marker
+	// byte: a connection that stalls longer is closed.
+	handshakeTimeout = 3 * time.Second
+	// maxHandshakes is the most Raft streams in their handshake at once.
+	// Past it the port stops accepting new ones until a slot frees, which
+	// happens within handshakeTimeout: stalled handshakes can delay a real
+	// peer by at most that long, whatever their number.
+	maxHandshakes = 256
+)
+
 // streamLayer is Raft's view of the port: it accepts connections that
-// announced themselves with raftMarker and dials other nodes with it.
+// announced themselves with raftMarker (over TLS, after the handshake with
+// a node certificate) and dials other nodes with it. Handshakes run
+// concurrently, off the accept path, each under handshakeTimeout, so
+// connections that stall their handshake cannot queue real peers behind
+// them.
 type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	dial      Dialer
 	tls       *tlsState // nil: plain text
+
+	conns  chan net.Conn // streams that passed their handshake
+	slots  chan struct{} // one token per handshake in progress
+	done   chan struct{} // closed by Close
+	once   sync.Once
+	failed chan struct{} // closed when ln stops accepting
+	err    error         // set before failed is closed
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
-// Accept returns the next Raft connection. cmux replays the bytes it
-// sniffed, so the marker byte is read (and checked) here.
-func (s *streamLayer) Accept() (net.Conn, error) {
+func newStreamLayer(ln net.Listener, cfg Config, t *tlsState) *streamLayer {
+	s := &streamLayer{
+		ln: ln, advertise: advertiseAddr(cfg.Advertise), dial: cfg.Dialer, tls: t,
+		conns: make(chan net.Conn), slots: make(chan struct{}, maxHandshakes),
+		done: make(chan struct{}), failed: make(chan struct{}),
+	}
+	go s.acceptLoop()
+	return s
+}
+
+// acceptLoop takes connections from the port and hands each to a
+// handshake of its own.
+func (s *streamLayer) acceptLoop() {
 	for {
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.done:
+			return
+		}
 		c, err := s.ln.Accept()
 		if err != nil {
-			return nil, err
+			s.err = err
+			close(s.failed)
+			return
 		}
-		_ = c.SetReadDeadline(time.Now().Add(matchTimeout))
-		var b [1]byte
-		if _, err := io.ReadFull(c, b[:]); err != nil || b[0] != raftMarker {
-			c.Close()
-			continue
-		}
-		_ = c.SetReadDeadline(time.Time{})
-		return c, nil
+		go func() {
+			defer func() { <-s.slots }()
+			if !s.handshake(c) {
+				_ = c.Close()
+				return
+			}
+			select {
+			case s.conns <- c:
+			case <-s.done:
+				_ = c.Close()
+			}
+		}()
 	}
 }
 
-func (s *streamLayer) Close() error   { return s.ln.Close() }
+// handshake completes TLS (if on) and reads the marker byte, within
+// handshakeTimeout. cmux replays the bytes it sniffed, so the marker is
+// read (and checked) here.
+func (s *streamLayer) handshake(c net.Conn) bool {
+	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
+	if tc, ok := c.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			return false
+		}
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil || b[0] != raftMarker {
+		return false
+	}
+	_ = c.SetDeadline(time.Time{})
+	return true
+}
+
+// Accept returns the next Raft stream that passed its handshake.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.done:
+		return nil, net.ErrClosed
+	case <-s.failed:
+		return nil, s.err
+	}
+}
+
+// Close stops accepting Raft streams.
+func (s *streamLayer) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return s.ln.Close()
+}
+
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
 // refusedPatience is how long Dial keeps retrying a peer that refuses

@@ -47,6 +47,7 @@ func run(args []string, stderr io.Writer) error {
 	listen := fs.String("listen", def.Listen, "host:port of the node's one port (Raft and API)")
 	advertise := fs.String("advertise", "", "host:port other nodes and clients use (default: --listen)")
 	dataDir := fs.String("data-dir", def.DataDir, "directory for the Raft log, stable store and snapshots")
+	logStore := fs.String("log-store", def.LogStore, "the Raft log's store: auto (raft-wal for a new data directory, raft-boltdb for one holding raft.db), wal or bolt")
 	initial := fs.String("initial-cluster", "", "founding members, the same on every founder: n1=host:port,n2=host:port,...")
 	join := fs.String("join", "", "address of any member of a running cluster to join")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -78,7 +79,13 @@ func run(args []string, stderr io.Writer) error {
 	cfg := def
 	cfg.ID, cfg.Listen, cfg.Advertise, cfg.DataDir = *id, *listen, *advertise, *dataDir
 	cfg.InitialCluster, cfg.Join, cfg.Logger = peers, *join, logger
-	cfg.Debug, cfg.UnsafeBug = *debug, *bug
+	cfg.Debug, cfg.UnsafeBug, cfg.LogStore = *debug, *bug, *logStore
+	cfg.OnFatal = func(err error) {
+		// An entry this build cannot apply: going on would let this replica
+		// drift from the others. Say which entry and why, then stop.
+		logger.Error("stopping: this node cannot apply the replicated log; upgrade its binary (or restore its data directory)", "err", err)
+		os.Exit(70)
+	}
 	cfg.AuthTokens = *authTokens
 	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
 		cfg.TLS = &cluster.TLS{CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA, ClientCAFile: *tlsClientCA, ClientAuth: *tlsClientAuth}
@@ -119,9 +126,7 @@ func run(args []string, stderr io.Writer) error {
 	for {
 		select {
 		case <-hup:
-			if err := n.Reload(); err != nil {
-				logger.Error("reload failed; keeping the old certificates and tokens", "err", err)
-			}
+			_ = n.Reload() // it logs what it reloaded and what it kept
 			continue
 		case <-ctx.Done():
 		}

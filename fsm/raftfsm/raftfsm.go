@@ -27,6 +27,11 @@ type Hooks struct {
 	// took (written or abandoned; called on Raft's snapshot goroutine), or
 	// after a restore from one (on the apply goroutine).
 	SnapshotReleased func(size int)
+	// Fatal is told that an entry cannot be applied (it does not decode, or
+	// needs a newer build: the error names the index and both versions).
+	// It must not return; nil: the FSM panics with the same message. Going
+	// on would let the replicas' states drift apart silently.
+	Fatal func(error)
 }
 
 // FSM is a raft.FSM (and raft.BatchingFSM) around an fsm.Table.
@@ -54,9 +59,11 @@ func New(cfg fsm.Config, hooks Hooks) *FSM {
 	return &FSM{cfg: cfg, hooks: hooks, table: fsm.New(cfg), changed: make(chan struct{})}
 }
 
-// Apply applies one log entry. It panics, naming the index, on a command it
-// cannot decode: every replica would fail the same way, and going on would
-// let the replicas' states drift apart silently.
+// Apply applies one log entry. On a command it cannot decode (corrupt, or
+// of a version above fsm.SupportedVersion) it stops the node through
+// Hooks.Fatal, naming the index and the versions: every replica of this
+// build would fail the same way, and going on would let the replicas'
+// states drift apart silently.
 func (f *FSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
@@ -67,15 +74,16 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]*fsm.Result, 0, len(logs))
 	f.mu.Lock()
 	for i, l := range logs {
-		f.applied = max(f.applied, l.Index)
 		if l.Type != raft.LogCommand {
+			f.applied = max(f.applied, l.Index)
 			continue
 		}
 		c, err := fsm.Decode(l.Data)
 		if err != nil {
 			f.mu.Unlock()
-			panic(fmt.Sprintf("raftfsm: cannot decode the command at index %d (term %d): %v", l.Index, l.Term, err))
+			f.fatal(fmt.Errorf("raftfsm: cannot apply the entry at index %d (term %d): %w", l.Index, l.Term, err))
 		}
+		f.applied = max(f.applied, l.Index)
 		r := f.table.Apply(l.Index, c)
 		out[i] = r
 		results = append(results, r)
@@ -90,6 +98,14 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	return out
+}
+
+// fatal stops the node: the hook, or a panic.
+func (f *FSM) fatal(err error) {
+	if f.hooks.Fatal != nil {
+		f.hooks.Fatal(err)
+	}
+	panic(err.Error())
 }
 
 // Read runs fn with the table under a read lock. fn must not keep the

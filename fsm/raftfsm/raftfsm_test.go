@@ -2,6 +2,7 @@ package raftfsm
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -146,5 +147,35 @@ func TestSnapshotReleaseHook(t *testing.T) {
 	}
 	if len(released) != 1 || released[0] != s.Len() {
 		t.Fatalf("restore of %d bytes released %v", s.Len(), released)
+	}
+}
+
+// An entry of a version above what this build supports stops the node
+// through the Fatal hook, with a message naming the index, the entry's
+// version and this build's, and nothing of it is applied.
+func TestApplyStopsOnNewerVersion(t *testing.T) {
+	var got error
+	stop := errors.New("stopped")
+	f := New(fsm.DefaultConfig(), Hooks{Fatal: func(err error) { got = err; panic(stop) }})
+	data := (&fsm.Command{Op: fsm.OpTick}).Encode(nil)
+	data[0] = byte(fsm.SupportedVersion + 1)
+	func() {
+		defer func() {
+			if r := recover(); r != stop {
+				t.Fatalf("recovered %v, want the hook's stop", r)
+			}
+		}()
+		f.Apply(&raft.Log{Index: 12, Term: 3, Type: raft.LogCommand, Data: data})
+	}()
+	if got == nil || !errors.Is(got, fsm.ErrUnsupportedVersion) {
+		t.Fatalf("Fatal got %v", got)
+	}
+	for _, want := range []string{"index 12", "version 3", "up to 2"} {
+		if !strings.Contains(got.Error(), want) {
+			t.Fatalf("message %q does not say %q", got, want)
+		}
+	}
+	if f.Applied() != 0 {
+		t.Fatalf("applied index moved to %d", f.Applied())
 	}
 }

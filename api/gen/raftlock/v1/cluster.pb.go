@@ -85,9 +85,14 @@ type StatusResponse struct {
 	// How many locks this node's lock table holds.
 	Locks uint64 `protobuf:"varint,11,opt,name=locks,proto3" json:"locks,omitempty"`
 	// How many Acquire calls wait in this node's lock table.
-	Waiters       uint64 `protobuf:"varint,12,opt,name=waiters,proto3" json:"waiters,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Waiters uint64 `protobuf:"varint,12,opt,name=waiters,proto3" json:"waiters,omitempty"`
+	// The cluster version: the highest log version entries may use, agreed
+	// through the log. It rises once every voter supports the new version.
+	ClusterVersion uint32 `protobuf:"varint,13,opt,name=cluster_version,json=clusterVersion,proto3" json:"cluster_version,omitempty"`
+	// The highest log version this node's build can apply.
+	SupportedVersion uint32 `protobuf:"varint,14,opt,name=supported_version,json=supportedVersion,proto3" json:"supported_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -204,6 +209,20 @@ func (x *StatusResponse) GetWaiters() uint64 {
 	return 0
 }
 
+func (x *StatusResponse) GetClusterVersion() uint32 {
+	if x != nil {
+		return x.ClusterVersion
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetSupportedVersion() uint32 {
+	if x != nil {
+		return x.SupportedVersion
+	}
+	return 0
+}
+
 // Member is one node of the cluster.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -214,9 +233,12 @@ type Member struct {
 	// Whether the node votes in elections.
 	Voter bool `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
 	// Whether the node is the leader this node knows of.
-	Leader        bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Leader bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The highest log version the node reported it can apply, as this node
+	// last learned it; 0 when it has not answered yet.
+	SupportedVersion uint32 `protobuf:"varint,5,opt,name=supported_version,json=supportedVersion,proto3" json:"supported_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -277,6 +299,13 @@ func (x *Member) GetLeader() bool {
 	return false
 }
 
+func (x *Member) GetSupportedVersion() uint32 {
+	if x != nil {
+		return x.SupportedVersion
+	}
+	return 0
+}
+
 // AddMemberRequest names the node to add.
 type AddMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -285,9 +314,13 @@ type AddMemberRequest struct {
 	// The new node's address (its --advertise).
 	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// Add as a non-voter when false. Absent: a voter.
-	Voter         *bool `protobuf:"varint,3,opt,name=voter,proto3,oneof" json:"voter,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Voter *bool `protobuf:"varint,3,opt,name=voter,proto3,oneof" json:"voter,omitempty"`
+	// The highest log version the new node can apply. Absent or 0: version 1
+	// (nodes before version 2 do not send it). A node below the cluster
+	// version is refused: it could not apply the log.
+	SupportedVersion uint32 `protobuf:"varint,4,opt,name=supported_version,json=supportedVersion,proto3" json:"supported_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AddMemberRequest) Reset() {
@@ -339,6 +372,13 @@ func (x *AddMemberRequest) GetVoter() bool {
 		return *x.Voter
 	}
 	return false
+}
+
+func (x *AddMemberRequest) GetSupportedVersion() uint32 {
+	if x != nil {
+		return x.SupportedVersion
+	}
+	return 0
 }
 
 // AddMemberResponse has no fields.
@@ -580,7 +620,7 @@ var File_raftlock_v1_cluster_proto protoreflect.FileDescriptor
 const file_raftlock_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x19raftlock/v1/cluster.proto\x12\vraftlock.v1\"\x0f\n" +
-	"\rStatusRequest\"\xe3\x02\n" +
+	"\rStatusRequest\"\xb9\x03\n" +
 	"\x0eStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -594,16 +634,20 @@ const file_raftlock_v1_cluster_proto_rawDesc = "" +
 	"\x05ready\x18\n" +
 	" \x01(\bR\x05ready\x12\x14\n" +
 	"\x05locks\x18\v \x01(\x04R\x05locks\x12\x18\n" +
-	"\awaiters\x18\f \x01(\x04R\awaiters\"`\n" +
+	"\awaiters\x18\f \x01(\x04R\awaiters\x12'\n" +
+	"\x0fcluster_version\x18\r \x01(\rR\x0eclusterVersion\x12+\n" +
+	"\x11supported_version\x18\x0e \x01(\rR\x10supportedVersion\"\x8d\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05voter\x18\x03 \x01(\bR\x05voter\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader\"a\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12+\n" +
+	"\x11supported_version\x18\x05 \x01(\rR\x10supportedVersion\"\x8e\x01\n" +
 	"\x10AddMemberRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x19\n" +
-	"\x05voter\x18\x03 \x01(\bH\x00R\x05voter\x88\x01\x01B\b\n" +
+	"\x05voter\x18\x03 \x01(\bH\x00R\x05voter\x88\x01\x01\x12+\n" +
+	"\x11supported_version\x18\x04 \x01(\rR\x10supportedVersionB\b\n" +
 	"\x06_voter\"\x13\n" +
 	"\x11AddMemberResponse\"%\n" +
 	"\x13RemoveMemberRequest\x12\x0e\n" +

@@ -72,6 +72,9 @@ func (x *ProposeRequest) GetCommand() []byte {
 }
 
 // ProposeResponse is the result of applying the command (fsm.Result).
+// Fields 1 to 13 are the result as version 1 nodes send and read it; a
+// version 2 leader fills them too, so that version 1 followers keep working
+// during a rolling upgrade. Field 14 is the whole result.
 type ProposeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// fsm.Code of the outcome.
@@ -99,7 +102,10 @@ type ProposeResponse struct {
 	// Whether the result is a remembered one.
 	Duplicate bool `protobuf:"varint,12,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// The request id.
-	RequestId     string `protobuf:"bytes,13,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,13,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The whole fsm.Result in the lock table's own encoding
+	// (fsm.Result.AppendBinary); absent from version 1 leaders.
+	Result        []byte `protobuf:"bytes,14,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -225,6 +231,13 @@ func (x *ProposeResponse) GetRequestId() string {
 	return ""
 }
 
+func (x *ProposeResponse) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 // ReadIndexRequest has no fields.
 type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -317,13 +330,105 @@ func (x *ReadIndexResponse) GetNow() int64 {
 	return 0
 }
 
+// VersionRequest has no fields.
+type VersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionRequest) Reset() {
+	*x = VersionRequest{}
+	mi := &file_raftlock_peer_v1_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionRequest) ProtoMessage() {}
+
+func (x *VersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_peer_v1_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
+func (*VersionRequest) Descriptor() ([]byte, []int) {
+	return file_raftlock_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+}
+
+// VersionResponse is what the answering node can apply.
+type VersionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The highest log version the node's build can apply (fsm.SupportedVersion).
+	SupportedVersion uint32 `protobuf:"varint,2,opt,name=supported_version,json=supportedVersion,proto3" json:"supported_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *VersionResponse) Reset() {
+	*x = VersionResponse{}
+	mi := &file_raftlock_peer_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionResponse) ProtoMessage() {}
+
+func (x *VersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_peer_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
+func (*VersionResponse) Descriptor() ([]byte, []int) {
+	return file_raftlock_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *VersionResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *VersionResponse) GetSupportedVersion() uint32 {
+	if x != nil {
+		return x.SupportedVersion
+	}
+	return 0
+}
+
 var File_raftlock_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_raftlock_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"\x1braftlock/peer/v1/peer.proto\x12\x10raftlock.peer.v1\"*\n" +
 	"\x0eProposeRequest\x12\x18\n" +
-	"\acommand\x18\x01 \x01(\fR\acommand\"\xc0\x02\n" +
+	"\acommand\x18\x01 \x01(\fR\acommand\"\xd8\x02\n" +
 	"\x0fProposeResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
@@ -339,14 +444,20 @@ const file_raftlock_peer_v1_peer_proto_rawDesc = "" +
 	"\x05index\x18\v \x01(\x04R\x05index\x12\x1c\n" +
 	"\tduplicate\x18\f \x01(\bR\tduplicate\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\r \x01(\tR\trequestId\"\x12\n" +
+	"request_id\x18\r \x01(\tR\trequestId\x12\x16\n" +
+	"\x06result\x18\x0e \x01(\fR\x06result\"\x12\n" +
 	"\x10ReadIndexRequest\";\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x10\n" +
-	"\x03now\x18\x02 \x01(\x03R\x03now2\xb3\x01\n" +
+	"\x03now\x18\x02 \x01(\x03R\x03now\"\x10\n" +
+	"\x0eVersionRequest\"N\n" +
+	"\x0fVersionResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
+	"\x11supported_version\x18\x02 \x01(\rR\x10supportedVersion2\x88\x02\n" +
 	"\vPeerService\x12N\n" +
 	"\aPropose\x12 .raftlock.peer.v1.ProposeRequest\x1a!.raftlock.peer.v1.ProposeResponse\x12T\n" +
-	"\tReadIndex\x12\".raftlock.peer.v1.ReadIndexRequest\x1a#.raftlock.peer.v1.ReadIndexResponseB\xc1\x01\n" +
+	"\tReadIndex\x12\".raftlock.peer.v1.ReadIndexRequest\x1a#.raftlock.peer.v1.ReadIndexResponse\x12S\n" +
+	"\aVersion\x12 .raftlock.peer.v1.VersionRequest\x1a!.raftlock.peer.v1.VersionResponse\"\x03\x90\x02\x01B\xc1\x01\n" +
 	"\x14com.raftlock.peer.v1B\tPeerProtoP\x01Z<github.com/raftlock/raftlock/api/gen/raftlock/peer/v1;peerv1\xa2\x02\x03RPX\xaa\x02\x10Raftlock.Peer.V1\xca\x02\x10Raftlock\\Peer\\V1\xe2\x02\x1cRaftlock\\Peer\\V1\\GPBMetadata\xea\x02\x12Raftlock::Peer::V1b\x06proto3"
 
 var (
@@ -361,20 +472,24 @@ func file_raftlock_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_raftlock_peer_v1_peer_proto_rawDescData
 }
 
-var file_raftlock_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_raftlock_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_raftlock_peer_v1_peer_proto_goTypes = []any{
 	(*ProposeRequest)(nil),    // 0: raftlock.peer.v1.ProposeRequest
 	(*ProposeResponse)(nil),   // 1: raftlock.peer.v1.ProposeResponse
 	(*ReadIndexRequest)(nil),  // 2: raftlock.peer.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil), // 3: raftlock.peer.v1.ReadIndexResponse
+	(*VersionRequest)(nil),    // 4: raftlock.peer.v1.VersionRequest
+	(*VersionResponse)(nil),   // 5: raftlock.peer.v1.VersionResponse
 }
 var file_raftlock_peer_v1_peer_proto_depIdxs = []int32{
 	0, // 0: raftlock.peer.v1.PeerService.Propose:input_type -> raftlock.peer.v1.ProposeRequest
 	2, // 1: raftlock.peer.v1.PeerService.ReadIndex:input_type -> raftlock.peer.v1.ReadIndexRequest
-	1, // 2: raftlock.peer.v1.PeerService.Propose:output_type -> raftlock.peer.v1.ProposeResponse
-	3, // 3: raftlock.peer.v1.PeerService.ReadIndex:output_type -> raftlock.peer.v1.ReadIndexResponse
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
+	4, // 2: raftlock.peer.v1.PeerService.Version:input_type -> raftlock.peer.v1.VersionRequest
+	1, // 3: raftlock.peer.v1.PeerService.Propose:output_type -> raftlock.peer.v1.ProposeResponse
+	3, // 4: raftlock.peer.v1.PeerService.ReadIndex:output_type -> raftlock.peer.v1.ReadIndexResponse
+	5, // 5: raftlock.peer.v1.PeerService.Version:output_type -> raftlock.peer.v1.VersionResponse
+	3, // [3:6] is the sub-list for method output_type
+	0, // [0:3] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -391,7 +506,7 @@ func file_raftlock_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftlock_peer_v1_peer_proto_rawDesc), len(file_raftlock_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

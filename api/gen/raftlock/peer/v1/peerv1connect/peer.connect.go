@@ -40,6 +40,8 @@ const (
 	PeerServiceProposeProcedure = "/raftlock.peer.v1.PeerService/Propose"
 	// PeerServiceReadIndexProcedure is the fully-qualified name of the PeerService's ReadIndex RPC.
 	PeerServiceReadIndexProcedure = "/raftlock.peer.v1.PeerService/ReadIndex"
+	// PeerServiceVersionProcedure is the fully-qualified name of the PeerService's Version RPC.
+	PeerServiceVersionProcedure = "/raftlock.peer.v1.PeerService/Version"
 )
 
 // PeerServiceClient is a client for the raftlock.peer.v1.PeerService service.
@@ -52,6 +54,11 @@ type PeerServiceClient interface {
 	// and cluster time, so the caller can serve a linearizable read once it
 	// has applied that index.
 	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
+	// Version reports the highest log version the answering node can apply.
+	// The leader raises the cluster version only when every voter reports at
+	// least the new value. A node that does not know this method (version 1,
+	// before it existed) supports version 1.
+	Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error)
 }
 
 // NewPeerServiceClient constructs a client for the raftlock.peer.v1.PeerService service. By
@@ -77,6 +84,13 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(peerServiceMethods.ByName("ReadIndex")),
 			connect.WithClientOptions(opts...),
 		),
+		version: connect.NewClient[v1.VersionRequest, v1.VersionResponse](
+			httpClient,
+			baseURL+PeerServiceVersionProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("Version")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -84,6 +98,7 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 type peerServiceClient struct {
 	propose   *connect.Client[v1.ProposeRequest, v1.ProposeResponse]
 	readIndex *connect.Client[v1.ReadIndexRequest, v1.ReadIndexResponse]
+	version   *connect.Client[v1.VersionRequest, v1.VersionResponse]
 }
 
 // Propose calls raftlock.peer.v1.PeerService.Propose.
@@ -96,6 +111,11 @@ func (c *peerServiceClient) ReadIndex(ctx context.Context, req *connect.Request[
 	return c.readIndex.CallUnary(ctx, req)
 }
 
+// Version calls raftlock.peer.v1.PeerService.Version.
+func (c *peerServiceClient) Version(ctx context.Context, req *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error) {
+	return c.version.CallUnary(ctx, req)
+}
+
 // PeerServiceHandler is an implementation of the raftlock.peer.v1.PeerService service.
 type PeerServiceHandler interface {
 	// Propose stamps an encoded lock-table command with the leader's cluster
@@ -106,6 +126,11 @@ type PeerServiceHandler interface {
 	// and cluster time, so the caller can serve a linearizable read once it
 	// has applied that index.
 	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
+	// Version reports the highest log version the answering node can apply.
+	// The leader raises the cluster version only when every voter reports at
+	// least the new value. A node that does not know this method (version 1,
+	// before it existed) supports version 1.
+	Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error)
 }
 
 // NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -127,12 +152,21 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(peerServiceMethods.ByName("ReadIndex")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerServiceVersionHandler := connect.NewUnaryHandler(
+		PeerServiceVersionProcedure,
+		svc.Version,
+		connect.WithSchema(peerServiceMethods.ByName("Version")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/raftlock.peer.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerServiceProposeProcedure:
 			peerServiceProposeHandler.ServeHTTP(w, r)
 		case PeerServiceReadIndexProcedure:
 			peerServiceReadIndexHandler.ServeHTTP(w, r)
+		case PeerServiceVersionProcedure:
+			peerServiceVersionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -148,4 +182,8 @@ func (UnimplementedPeerServiceHandler) Propose(context.Context, *connect.Request
 
 func (UnimplementedPeerServiceHandler) ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.peer.v1.PeerService.ReadIndex is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.peer.v1.PeerService.Version is not implemented"))
 }

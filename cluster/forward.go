@@ -23,12 +23,10 @@ import (
 // again.
 const forwardedHeader = "Raftlock-Forwarded"
 
-// errPeerUnavailable: the leader could not be reached, or answered that it
-// cannot take the call now. The call may be retried.
-var errPeerUnavailable = errors.New("leader unavailable")
-
-// peers holds gRPC clients (over h2c) to other nodes, one HTTP/2
-// connection per node, for forwarding.
+// peers is the client half of node-to-node calls (peerservice.go answers
+// them): gRPC clients over one HTTP/2 connection per node (h2c, or TLS with
+// the node certificate), for forwarding commands and read indexes, asking
+// versions, and joining.
 type peers struct {
 	client *http.Client
 	scheme string
@@ -87,10 +85,15 @@ func cachedClient[C any](p *peers, cache map[string]C, addr string, newClient fu
 	return c
 }
 
-// peerError classifies a failed call to another node: unreachable, or
-// unavailable, is retryable (errPeerUnavailable); a definite answer (such
-// as invalid_argument) is returned as it came.
-func peerError(addr string, err error) error {
+// peerError turns a failed call to another node into the error this node
+// acts on: a definite answer (invalid_argument, failed_precondition, ...)
+// is kept as the other node gave it; no answer, or an answer that the
+// other node cannot take the call now, is errPeerUnavailable, which
+// transient reports as worth a retry.
+func peerError(ctx context.Context, addr string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		switch ce.Code() {
@@ -102,22 +105,21 @@ func peerError(addr string, err error) error {
 	return fmt.Errorf("%w: %s: %v", errPeerUnavailable, addr, err)
 }
 
+// propose hands an encoded command to the leader at addr and returns the
+// result of applying it. A version 1 leader answers field by field; a
+// newer one sends the whole result in the table's own encoding.
 func (p *peers) propose(ctx context.Context, addr string, encoded []byte) (*fsm.Result, error) {
 	req := connect.NewRequest(&peerv1.ProposeRequest{Command: encoded})
 	req.Header().Set(forwardedHeader, "1")
 	resp, err := p.peerClient(addr).Propose(ctx, req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, peerError(addr, err)
+		return nil, peerError(ctx, addr, err)
 	}
 	m := resp.Msg
-	return &fsm.Result{
-		Code: fsm.Code(m.Code), Key: m.Key, Msg: m.Msg, Keys: m.Keys, Owner: m.Owner, Tokens: m.Tokens,
-		Deadlines: m.Deadlines, Released: m.Released, Count: int(m.Count), Now: m.Now, Index: m.Index,
-		Duplicate: m.Duplicate, RequestID: m.RequestId,
-	}, nil
+	if len(m.Result) > 0 {
+		return fsm.DecodeResult(m.Result)
+	}
+	return resultFromV1(m), nil
 }
 
 func (p *peers) readIndex(ctx context.Context, addr string) (uint64, int64, error) {
@@ -125,51 +127,27 @@ func (p *peers) readIndex(ctx context.Context, addr string) (uint64, int64, erro
 	req.Header().Set(forwardedHeader, "1")
 	resp, err := p.peerClient(addr).ReadIndex(ctx, req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return 0, 0, ctx.Err()
-		}
-		return 0, 0, peerError(addr, err)
+		return 0, 0, peerError(ctx, addr, err)
 	}
 	return resp.Msg.Index, resp.Msg.Now, nil
 }
 
+// version asks the node at addr for the highest log version it supports.
+// A node that does not know the call is a version 1 build.
+func (p *peers) version(ctx context.Context, addr string) (uint32, error) {
+	resp, err := p.peerClient(addr).Version(ctx, connect.NewRequest(&peerv1.VersionRequest{}))
+	if connect.CodeOf(err) == connect.CodeUnimplemented {
+		return fsm.Version1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return resp.Msg.SupportedVersion, nil
+}
+
 func (p *peers) addMember(ctx context.Context, addr, id, address string) error {
-	_, err := p.clusterClient(addr).AddMember(ctx, connect.NewRequest(&raftlockv1.AddMemberRequest{Id: id, Address: address}))
+	_, err := p.clusterClient(addr).AddMember(ctx, connect.NewRequest(&raftlockv1.AddMemberRequest{
+		Id: id, Address: address, SupportedVersion: fsm.SupportedVersion,
+	}))
 	return err
-}
-
-// peerService is the leader's side of forwarding.
-type peerService struct{ n *Node }
-
-var _ peerv1connect.PeerServiceHandler = (*peerService)(nil)
-
-func (s *peerService) Propose(ctx context.Context, req *connect.Request[peerv1.ProposeRequest]) (*connect.Response[peerv1.ProposeResponse], error) {
-	o := s.n.currentOffice()
-	if o == nil {
-		return nil, connect.NewError(connect.CodeUnavailable, errNotReady)
-	}
-	if _, err := fsm.Decode(req.Msg.Command); err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
-	}
-	r, err := s.n.applyLocal(o, req.Msg.Command)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
-	}
-	return connect.NewResponse(&peerv1.ProposeResponse{
-		Code: uint32(r.Code), Key: r.Key, Msg: r.Msg, Keys: r.Keys, Owner: r.Owner, Tokens: r.Tokens,
-		Deadlines: r.Deadlines, Released: r.Released, Count: uint32(r.Count), Now: r.Now, Index: r.Index,
-		Duplicate: r.Duplicate, RequestId: r.RequestID,
-	}), nil
-}
-
-func (s *peerService) ReadIndex(ctx context.Context, req *connect.Request[peerv1.ReadIndexRequest]) (*connect.Response[peerv1.ReadIndexResponse], error) {
-	o := s.n.currentOffice()
-	if o == nil {
-		return nil, connect.NewError(connect.CodeUnavailable, errNotReady)
-	}
-	index, now, err := s.n.localReadIndex(o)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
-	}
-	return connect.NewResponse(&peerv1.ReadIndexResponse{Index: index, Now: now}), nil
 }

@@ -1,0 +1,286 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/raftlock/raftlock/fsm"
+)
+
+// Waiting Acquires, and the rule that no key is held by a caller that is
+// gone.
+//
+// The protocol. A handler whose Acquire may wait subscribes to its request
+// id in the hub *before* proposing it, so the answer cannot be missed. If the
+// table queues the Acquire (pending), the handler waits. The answer arrives
+// through Raft's apply goroutine: raftfsm calls Node.observe with each
+// applied entry's Result, whose Events list the waiting Acquires that entry
+// granted, timed out or withdrew; observe hands each to hub.publish, which
+// delivers it to the subscriptions of its request id. Every node applies
+// every entry, so the handler is answered by its own node, whichever node
+// leads. Every second the handler also reads the outcome from its own table
+// (a follower that installed a snapshot skipped the entries in between, and
+// their events).
+//
+// The rule. Each handling of an Acquire is an attempt with a random id the
+// table records (cluster version 2). When the handler ends without handing
+// a grant to a live caller — the caller's deadline passed, it disconnected,
+// the forward to the leader failed mid-flight, the outcome stayed unknown,
+// the node is shutting down — it abandons its attempt: an abandon entry
+// withdraws the waiter or, if a grant happened meanwhile, releases what the
+// grant took (fsm.OpAbandon). The abandon is proposed in the background and
+// retried until it is committed or the node stops. A caller that retried
+// elsewhere with the same request id carries a newer attempt, so the first
+// node's abandon changes nothing. On shutdown the abandons wait a moment
+// first, so that callers' retries elsewhere take their requests over.
+// Before version 2 the attempt is not recorded: a departed caller's waiter
+// is still withdrawn (cancel_wait), but a grant made meanwhile is not
+// released.
+
+// acquire commits an Acquire and, when the table queues it, waits for its
+// outcome. Whatever it returns other than a grant to a live caller, it
+// abandons the attempt.
+func (n *Node) acquire(ctx context.Context, c *fsm.Command) (_ *fsm.Result, err error) {
+	v2 := n.clusterVersion() >= fsm.Version2
+	if v2 {
+		c.Attempt = newAttempt()
+	}
+	var sub *subscription
+	if c.Wait > 0 {
+		sub = n.hub.subscribe(c.RequestID)
+		defer n.hub.unsubscribe(sub)
+	}
+	var sent bool
+	var r *fsm.Result
+	defer func() {
+		// A definite refusal (busy, timed out, cancelled) holds nothing; an
+		// error or a grant the caller is no longer there for may hold keys.
+		if sent && (err != nil || (r.Code == fsm.CodeOK && ctx.Err() != nil)) {
+			n.abandons.add(c, v2)
+		}
+	}()
+	if r, err = n.propose(ctx, c, &sent); err != nil {
+		return nil, err
+	}
+	if r.Code == fsm.CodePending {
+		if r, err = n.awaitOutcome(ctx, sub, c.Wait); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// newAttempt draws an attempt id: random, never 0.
+func newAttempt() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if a := binary.BigEndian.Uint64(b[:]); a != 0 {
+			return a
+		}
+	}
+}
+
+// awaitOutcome waits until the waiting Acquire of s is resolved on this
+// node's lock table. If no resolution arrives within the wait plus a grace
+// period (no leader to time it out), the outcome is reported unknown.
+func (n *Node) awaitOutcome(ctx context.Context, s *subscription, wait time.Duration) (*fsm.Result, error) {
+	guard := time.NewTimer(wait + 4*n.cfg.ElectionTimeout + n.cfg.ApplyTimeout)
+	defer guard.Stop()
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
+	for {
+		select {
+		case ev := <-s.ch:
+			return &ev, nil
+		case <-recheck.C:
+			if r, ok := n.localOutcome(s.rid); ok && r.Code != fsm.CodePending {
+				return &r, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-guard.C:
+			return nil, fmt.Errorf("%w: the acquire with request id %q was not resolved in time, and is being withdrawn; ask GetRequestOutcome", ErrOutcomeUnknown, s.rid)
+		case <-n.shutdownCh:
+			return nil, fmt.Errorf("%w: the acquire with request id %q still waits; retry it elsewhere with the same request id", ErrShuttingDown, s.rid)
+		}
+	}
+}
+
+func (n *Node) localOutcome(rid string) (r fsm.Result, ok bool) {
+	n.fsm.Read(func(t *fsm.Table) { r, ok = t.Outcome(rid) })
+	return r, ok
+}
+
+// observe receives every applied result (on the apply goroutine): the
+// journal, the metrics and the hub see it.
+func (n *Node) observe(r *fsm.Result) {
+	if n.cfg.Journal != nil {
+		n.journal(r)
+	}
+	n.met.observe(r)
+	for _, ev := range r.Events {
+		n.hub.publish(ev)
+	}
+}
+
+// Limits of the background abandons.
+const (
+	// maxAbandons is the most abandons in flight on a node; past it, a
+	// departed caller's waiter is left to its wait timeout (and counted).
+	maxAbandons = 4096
+	// abandonPatience is how long a node keeps trying to commit one abandon.
+	abandonPatience = 2 * time.Minute
+	// shutdownGrace is how long a stopping node waits before abandoning the
+	// attempts of the callers it sent away, so their retries elsewhere take
+	// the requests over first.
+	shutdownGrace = time.Second
+)
+
+// abandons commits the abandons of departed callers in the background.
+type abandons struct {
+	n    *Node
+	slot chan struct{} // one token per abandon in flight
+	wg   sync.WaitGroup
+}
+
+func newAbandons(n *Node) *abandons {
+	return &abandons{n: n, slot: make(chan struct{}, maxAbandons)}
+}
+
+// add abandons the attempt of c in the background. v2 says whether the
+// cluster records attempts; before that, a cancel_wait withdraws a waiter.
+func (a *abandons) add(c *fsm.Command, v2 bool) {
+	cmd := &fsm.Command{Op: fsm.OpAbandon, RequestID: c.RequestID, Attempt: c.Attempt}
+	if !v2 {
+		if c.Wait == 0 {
+			return // nothing waits, and a grant cannot be told from a live one
+		}
+		cmd = &fsm.Command{Op: fsm.OpCancelWait, RequestID: c.RequestID}
+	}
+	select {
+	case a.slot <- struct{}{}:
+	default:
+		a.n.met.abandonsDropped.Inc()
+		a.n.log.Warn("too many abandoned acquires in flight; this one is left to its wait timeout", "request_id", c.RequestID)
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer func() { <-a.slot; a.wg.Done() }()
+		a.run(cmd)
+	}()
+}
+
+func (a *abandons) run(cmd *fsm.Command) {
+	n := a.n
+	ctx, cancel := context.WithTimeout(context.Background(), abandonPatience)
+	defer cancel()
+	go func() { // Raft going down ends the attempts
+		select {
+		case <-n.raftDown:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	select {
+	case <-n.shutdownCh:
+		sleepCtx(ctx, shutdownGrace) // let the caller's retry take the request over first
+	default:
+	}
+	for {
+		_, err := n.proposeAbandon(ctx, cmd)
+		if err == nil {
+			n.met.abandons.Inc()
+			return
+		}
+		if ctx.Err() != nil || !sleepCtx(ctx, 100*time.Millisecond) {
+			n.log.Warn("could not withdraw the acquire of a departed caller", "request_id", cmd.RequestID, "err", err)
+			return
+		}
+	}
+}
+
+// proposeAbandon is propose for an abandon: it keeps going while the node
+// shuts down gracefully (the abandon must reach the log before Raft stops).
+func (n *Node) proposeAbandon(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
+	encoded := cmd.Encode(nil)
+	if o := n.leading(); o != nil {
+		return n.applyLocal(o, encoded)
+	}
+	addr, err := n.leaderToForwardTo()
+	if err != nil {
+		return nil, err
+	}
+	return n.peers.propose(ctx, addr, encoded)
+}
+
+// wait waits until every abandon in flight has finished, or ctx ends.
+func (a *abandons) wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// hub delivers the resolution of waiting Acquires (granted, timed out,
+// cancelled), as the lock table reports them in Result.Events, to the
+// handlers waiting on their request ids.
+type hub struct {
+	mu   sync.Mutex
+	subs map[string]map[*subscription]struct{}
+}
+
+// subscription receives the event of one request id. Its channel holds one
+// event; a request id is resolved only once.
+type subscription struct {
+	rid string
+	ch  chan fsm.Result
+}
+
+func newHub() *hub { return &hub{subs: make(map[string]map[*subscription]struct{})} }
+
+// subscribe must happen before the command that may queue the waiter is
+// proposed, so the event cannot be missed.
+func (h *hub) subscribe(rid string) *subscription {
+	s := &subscription{rid: rid, ch: make(chan fsm.Result, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.subs[rid]
+	if set == nil {
+		set = make(map[*subscription]struct{})
+		h.subs[rid] = set
+	}
+	set[s] = struct{}{}
+	return s
+}
+
+func (h *hub) unsubscribe(s *subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if set := h.subs[s.rid]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(h.subs, s.rid)
+		}
+	}
+}
+
+// publish hands an event to every subscriber of its request id. It never
+// blocks: it runs on the goroutine that applies Raft entries.
+func (h *hub) publish(ev fsm.Result) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[ev.RequestID] {
+		select {
+		case s.ch <- ev:
+		default:
+		}
+	}
+}
