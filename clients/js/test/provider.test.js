@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, waitFor } from './cluster.js';
-import { RaftlockClient, RaftlockLockingProvider, RaftlockError, TIMED_OUT_MESSAGE } from '../index.js';
+import { RaftlockClient, RaftlockLockingProvider, RaftlockError, TIMED_OUT_MESSAGE } from '../index.mjs';
 
 let cluster, service, other, client;
 

@@ -4,7 +4,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import * as api from '../index.js';
+import * as api from '../index.mjs';
 
 const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8');
 
