@@ -22,28 +22,16 @@
 
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
 import { setTimeout } from 'node:timers/promises';
 import { Cluster } from './cluster.js';
 import { loadLockingModule } from './medusa/framework.js';
+import { makeApp } from './medusa/app.js';
 import { expect, jest } from './medusa/expect.js';
 
 const REPEAT = Number(process.env.RAFTLOCK_SPEC_REPEAT ?? 50);
-const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 let cluster, app, leader;
-
-/** An app directory with the package installed as npm installs a local path: a symlink in node_modules. */
-export function makeApp() {
-  const dir = mkdtempSync(join(tmpdir(), 'raftlock-medusa-app-'));
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'shop', private: true }));
-  mkdirSync(join(dir, 'node_modules', '@raftlock'), { recursive: true });
-  symlinkSync(pkg, join(dir, 'node_modules', '@raftlock', 'locking'), 'dir');
-  return dir;
-}
 
 before(async () => {
   cluster = await Cluster.start(3);

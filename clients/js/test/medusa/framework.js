@@ -180,7 +180,7 @@ async function runLoaders(loaders, { container, local, logger, resolution, keyNa
 }
 
 // lines 163-376 with loadingProviders set: one provider of the module.
-async function loadProvider(container, resolution, logger, requireFrom) {
+async function loadProvider(container, resolution, logger, requireFrom, constructions) {
   const keyName = resolution.definition.key; // lines 180-182
   // resolveModuleExports, lines 55-101
   let exportsOf;
@@ -198,14 +198,18 @@ async function loadProvider(container, resolution, logger, requireFrom) {
   if (error) return error;
   // lines 300-355: register every service of the provider under
   // __providers__<identifier>_<id>, constructed with the MODULE's options.
-  const services = resources.moduleService ? [resources.moduleService] : exportsOf.services ?? exportsOf;
-  for (const Service of services) {
+  const moduleProviderServices = resources.moduleService ? [resources.moduleService] : exportsOf.services ?? exportsOf;
+  for (const Service of moduleProviderServices) {
     if (!Service.identifier) throw new Error(`Module provider ${resolution.resolutionPath} does not have a static "identifier" property on its service class.`);
     const key = providerRegistrationKey(keyName, Service.identifier);
     if (container.hasRegistration(key)) {
       throw new Error(`Module provider ${Service.identifier} has already been registered. Please provide a different "id" in the provider options.`);
     }
-    container.register(key, asFunction(() => new Service(local.cradle, resolution.options, resolution.moduleDeclaration)).singleton());
+    container.register(key, asFunction(() => {
+      const args = [local.cradle, resolution.options, resolution.moduleDeclaration];
+      constructions.push({ Service, args });
+      return new Service(...args);
+    }).singleton());
   }
   return undefined;
 }
@@ -275,6 +279,7 @@ export async function loadLockingModule({ options, app, logger = quietLogger() }
 
   // loadInternalProvider, lines 103-161 (called at 247-262).
   const errors = [];
+  const constructions = []; // what each provider was constructed with, for the tests
   for (const provider of options?.providers ?? []) {
     const res = provider.resolve;
     if (!res || (typeof res !== 'string' && res.services)) continue; // lines 119-124
@@ -282,7 +287,7 @@ export async function loadLockingModule({ options, app, logger = quietLogger() }
       ...resolution,
       definition: { ...resolution.definition, key: provider.id },
       resolutionPath: typeof res === 'string' ? requireFrom.resolve(res) : false,
-    }, logger, requireFrom);
+    }, logger, requireFrom, constructions);
     if (err) errors.push(err);
   }
   if (errors.length) {
@@ -304,6 +309,7 @@ export async function loadLockingModule({ options, app, logger = quietLogger() }
   return {
     service,
     container,
+    constructions,
     provider: (id) => container.resolve(`${LOCKING_PROVIDER_PREFIX}${id}`),
     /**
      * What the module's shutdown hook does in newer versions of the
