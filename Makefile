@@ -35,6 +35,15 @@ checkgenerate: generate ## Fail if regenerating changes api/gen
 	@git diff --exit-code -- api/gen || (echo "api/gen is stale: run make generate and commit"; exit 1)
 	@test -z "$$(git status --porcelain -- api/gen)" || (echo "api/gen has untracked files: run make generate and commit"; git status --porcelain -- api/gen; exit 1)
 
+# ---- The JavaScript client and Medusa Locking Module provider (clients/js).
+.PHONY: js-test
+js-test: ## node --test of clients/js against real 3-node clusters: client, provider, TLS, the framework's loading steps and its locking spec (RAFTLOCK_SPEC_REPEAT, default 50)
+	node --test --test-concurrency=1 --test-timeout=300000 clients/js/test/*.test.js
+
+.PHONY: js-types
+js-types: ## tsc (Debian's node-typescript) on clients/js's declarations and the READMEs' Medusa examples, as ESM and CommonJS consumers
+	node clients/js/test/types/check.mjs
+
 # ---- TLS: development certificates, made with the Go standard library by
 # lockctl certs (cluster/certs). Production brings its own PKI.
 CERTS_DIR  ?= certs

@@ -1,9 +1,12 @@
 // RaftlockClient: the raftlock LockService from Node.js, with execute.
 
-import { randomUUID } from 'node:crypto';
-import { Code, LockLostError, RaftlockError, TIMED_OUT_MESSAGE, busyMessage } from './errors.js';
-import { Transport } from './transport.js';
-import { httpsFetch, tlsAgentOptions } from './tls.js';
+'use strict';
+
+const { randomUUID } = require('node:crypto');
+const { Code, LockLostError, RaftlockError, TIMED_OUT_MESSAGE, busyMessage } = require('./errors.js');
+const { Transport } = require('./transport.js');
+const { KeyOrder, Kind } = require('./order.js');
+const { httpsFetch, tlsAgentOptions } = require('./tls.js');
 
 const LOCK = '/raftlock.v1.LockService/';
 
@@ -15,7 +18,7 @@ const CLEANUP = Symbol('cleanup');
 const ON_REQUEST_ID = Symbol('onRequestId');
 
 /** Defaults of RaftlockClient options (times in milliseconds). */
-export const DEFAULTS = Object.freeze({
+const DEFAULTS = Object.freeze({
   endpoints: ['http://127.0.0.1:7070'],
   requestTimeout: 5000,
   retryTimeout: 15000,
@@ -23,13 +26,13 @@ export const DEFAULTS = Object.freeze({
 });
 
 /** Defaults of execute (times in seconds, like the locking module). */
-export const EXECUTE_DEFAULTS = Object.freeze({ timeout: 5, expire: 60 });
+const EXECUTE_DEFAULTS = Object.freeze({ timeout: 5, expire: 60 });
 
 /** Most a waiting Acquire may wait (the server's limit), in seconds. */
-export const MAX_WAIT_SECONDS = 3600;
+const MAX_WAIT_SECONDS = 3600;
 
 /** Seconds as a google.protobuf.Duration in JSON ("1.5s"). */
-export function durationJSON(seconds, field) {
+function durationJSON(seconds, field) {
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
     throw new RaftlockError(Code.InvalidArgument, `${field}: ${seconds} is not a number of seconds >= 0`);
   }
@@ -42,7 +45,7 @@ function seconds(d) {
   return Number(d.slice(0, -1));
 }
 
-export class RaftlockClient {
+class RaftlockClient {
   /**
    * @param {import('../index.js').ClientOptions} [options]
    */
@@ -75,6 +78,8 @@ export class RaftlockClient {
       fetch: f, headers, https: why !== '', httpsWhy: why, hasToken: o.token !== undefined,
     });
     this.leases = new Set();
+    if (o.ordered !== undefined && typeof o.ordered !== 'boolean') throw new TypeError('raftlock: ordered must be a boolean');
+    this.order = o.ordered ? new KeyOrder() : null;
   }
 
   /** The base URL of the leader the last answer named, or null. */
@@ -83,7 +88,7 @@ export class RaftlockClient {
   // ---- keys ----
 
   #toKeys(keys) {
-    const list = Array.isArray(keys) ? keys : [keys];
+    const list = listOf(keys);
     if (list.length === 0) throw new RaftlockError(Code.InvalidArgument, 'keys: at least one key is required');
     return list.map((k) => {
       if (typeof k !== 'string') throw new RaftlockError(Code.InvalidArgument, `keys: ${JSON.stringify(k)} is not a string`);
@@ -134,16 +139,38 @@ export class RaftlockClient {
   async acquire(keys, o = {}) {
     const wireKeys = this.#toKeys(keys);
     const wait = o.waitTimeout ?? 0;
+    if (wait) durationJSON(wait, 'waitTimeout');
+    const waitUntil = performance.now() + wait * 1000;
+    return this.#inOrder(wait > 0 ? Kind.WAIT : Kind.FAST, keys, o.ownerId, wait > 0 ? waitUntil : Infinity, o.signal,
+      () => this.#acquire(wireKeys, o, wait > 0, waitUntil));
+  }
+
+  /**
+   * Runs call once every earlier call it must follow has its answer (with
+   * the ordered option; see order.js), waiting at most until deadline.
+   */
+  async #inOrder(kind, keys, ownerId, deadline, signal, call) {
+    if (this.order === null) return call();
+    const t = this.order.enter(kind, keys === null ? null : listOf(keys), ownerId ?? '');
+    try {
+      const admitted = t.ready(deadline, signal);
+      if (admitted !== null) await admitted;
+      return await call();
+    } finally {
+      t.leave();
+    }
+  }
+
+  /** One Acquire, retried as one request (see index.d.ts), waiting until waitUntil if wait. */
+  async #acquire(wireKeys, o, wait, waitUntil) {
     const body = { keys: wireKeys, ownerId: o.ownerId ?? '' };
     if (o.expire) body.expire = durationJSON(o.expire, 'expire');
-    if (wait) durationJSON(wait, 'waitTimeout');
-    const waitUntil = Date.now() + wait * 1000;
     let requestId = o.requestId ?? randomUUID();
     for (;;) {
       body.requestId = requestId;
       o[ON_REQUEST_ID]?.(requestId);
-      const leftMs = Math.max(0, waitUntil - Date.now());
-      if (wait > 0) body.waitTimeout = durationJSON(Math.max(0.001, leftMs / 1000), 'waitTimeout');
+      const leftMs = wait ? Math.max(0, waitUntil - performance.now()) : 0;
+      if (wait) body.waitTimeout = durationJSON(Math.max(0.001, leftMs / 1000), 'waitTimeout');
       let retried = false;
       try {
         const msg = await this.#call('Acquire', body, {
@@ -160,7 +187,7 @@ export class RaftlockClient {
         // A retry of a waiting Acquire whose first attempt the server saw
         // cancelled answers canceled: nothing is held, ask again anew.
         if (e.code === Code.Canceled && retried && o.requestId === undefined) {
-          if (Date.now() >= waitUntil) {
+          if (performance.now() >= waitUntil) {
             throw new RaftlockError(Code.DeadlineExceeded, TIMED_OUT_MESSAGE, { requestId });
           }
           requestId = randomUUID();
@@ -175,14 +202,16 @@ export class RaftlockClient {
   async release(keys, o = {}) {
     const body = { keys: this.#toKeys(keys), ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() };
     if (o.fencingToken !== undefined && o.fencingToken !== null) body.fencingToken = String(o.fencingToken);
-    const msg = await this.#call('Release', body, { signal: o.signal, cleanup: o[CLEANUP] });
-    return msg.released === true;
+    const send = async () => (await this.#call('Release', body, { signal: o.signal, cleanup: o[CLEANUP] })).released === true;
+    // What an execute frees on its way out is not a new call: it skips the order.
+    return o[CLEANUP] ? send() : this.#inOrder(Kind.RELEASE, keys, o.ownerId, Infinity, o.signal, send);
   }
 
   /** Frees every lock of ownerId (the empty owner: every anonymous lock). */
   async releaseAll(o = {}) {
-    const msg = await this.#call('ReleaseAll', { ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() }, { signal: o.signal });
-    return msg.releasedCount ?? 0;
+    const body = { ownerId: o.ownerId ?? '', requestId: o.requestId ?? randomUUID() };
+    return this.#inOrder(Kind.RELEASE, null, o.ownerId, Infinity, o.signal,
+      async () => (await this.#call('ReleaseAll', body, { signal: o.signal })).releasedCount ?? 0);
   }
 
   /** Extends locks ownerId still holds. */
@@ -249,21 +278,35 @@ export class RaftlockClient {
     const timeout = clampTimeout(o.timeout);
     const expire = o.expire ?? EXECUTE_DEFAULTS.expire;
     if (typeof expire !== 'number' || !(expire >= 0)) throw new TypeError('raftlock: expire must be a number of seconds >= 0');
+    const wireKeys = this.#toKeys(keys);
+    const ownOwner = o.ownerId === undefined;
     const ownerId = o.ownerId ?? `execute-${randomUUID()}`;
-    let requestId;
-    const sentAt = performance.now();
-    let granted;
+    const deadline = performance.now() + timeout * 1000;
+    const ticket = this.order?.enter(Kind.WAIT, listOf(keys), ownerId);
+    let requestId, sentAt, granted;
     try {
-      granted = await this.acquire(keys, {
-        ownerId, expire, waitTimeout: timeout, signal: o.signal, [ON_REQUEST_ID]: (id) => { requestId = id; },
-      });
-    } catch (e) {
-      // Definite refusals hold nothing. Anything else (no node answered,
-      // the caller aborted) may have left a grant or a waiter behind.
-      if (!(e instanceof RaftlockError) || (e.code !== Code.Aborted && e.code !== Code.DeadlineExceeded && e.code !== Code.InvalidArgument)) {
-        await this.#abandon(keys, ownerId, requestId);
+      const admitted = ticket?.ready(deadline, o.signal);
+      if (admitted) await admitted;
+      sentAt = performance.now();
+      granted = await this.#acquire(wireKeys, {
+        ownerId, expire, signal: o.signal, [ON_REQUEST_ID]: (id) => { requestId = id; },
+      }, true, deadline);
+      // The timeout bounds the wait: a grant that lands after it is handed
+      // back and the job does not run (the framework's contract). Only an
+      // owner of this call's own is safe to release here.
+      if (ownOwner && performance.now() > deadline) {
+        await this.release(keys, { ownerId, [CLEANUP]: true, signal: AbortSignal.timeout(this.transport.retryTimeout) }).catch(() => {});
+        throw new RaftlockError(Code.DeadlineExceeded, TIMED_OUT_MESSAGE, { requestId });
       }
+    } catch (e) {
+      // Definite refusals hold nothing, nor does a call never sent. Anything
+      // else (no node answered, the caller aborted) may have left a grant or
+      // a waiter behind.
+      const definite = e instanceof RaftlockError && (e.code === Code.Aborted || e.code === Code.DeadlineExceeded || e.code === Code.InvalidArgument);
+      if (sentAt !== undefined && !definite) await this.#abandon(keys, ownerId, requestId);
       throw e;
+    } finally {
+      ticket?.leave();
     }
     const lease = new Lease(this, keys, ownerId, expire, sentAt, o.signal);
     this.leases.add(lease);
@@ -271,7 +314,7 @@ export class RaftlockClient {
       await lease.start();
       let result, failure, failed = false;
       try {
-        result = await job(lease.signal, { keys: Array.isArray(keys) ? [...keys] : [keys], ownerId, fencingToken: granted.fencingToken, locks: granted.locks });
+        result = await job(lease.signal, { keys: [...listOf(keys)], ownerId, fencingToken: granted.fencingToken, locks: granted.locks });
       } catch (e) {
         failed = true;
         failure = e;
@@ -302,7 +345,7 @@ export class RaftlockClient {
   async close() {
     if (this.closing) return this.closing;
     const leases = [...this.leases];
-    for (const l of leases) l.lose(new LockLostError('raftlock client closed: the lease is no longer renewed'));
+    for (const l of leases) l.lose(new LockLostError(`Lost the lock on ${describeKeys(l.keys)}: the raftlock client was closed, the lease is no longer renewed`));
     this.transport.close();
     const signal = AbortSignal.timeout(this.transport.requestTimeout);
     this.closing = Promise.allSettled(leases.map((l) => this.release(l.keys, { ownerId: l.ownerId, signal, [CLEANUP]: true })))
@@ -312,7 +355,7 @@ export class RaftlockClient {
 }
 
 /** The module's rule: timeout in seconds, default 5, at least 1. */
-export function clampTimeout(t) {
+function clampTimeout(t) {
   const v = Math.max(t ?? EXECUTE_DEFAULTS.timeout, 1);
   return Number.isNaN(v) ? 1 : Math.min(v, MAX_WAIT_SECONDS);
 }
@@ -340,7 +383,7 @@ class Lease {
     this.lost = null;
     this.timer = null;
     this.parent = parent;
-    this.onParentAbort = () => this.lose(new LockLostError('execute aborted by the caller', { cause: parent.reason }));
+    this.onParentAbort = () => this.lose(new LockLostError(`Lost the lock on ${describeKeys(keys)}: execute aborted by the caller`, { cause: parent.reason }));
   }
 
   /**
@@ -366,7 +409,7 @@ class Lease {
   armTimer() {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.lose(new LockLostError(
-      `lock on ${describeKeys(this.keys)} may have expired: no refresh succeeded within its lease`)),
+      `Lost the lock on ${describeKeys(this.keys)}: no refresh succeeded within its lease, it may have expired`)),
     Math.max(0, this.validUntil - performance.now()));
   }
 
@@ -400,7 +443,7 @@ class Lease {
     } catch (e) {
       if (this.halt.signal.aborted) return;
       if (late || (e instanceof RaftlockError && e.code === Code.FailedPrecondition)) {
-        this.lose(new LockLostError(`lock on ${describeKeys(this.keys)} was lost: ${e?.message ?? e}`, { cause: e }));
+        this.lose(new LockLostError(`Lost the lock on ${describeKeys(this.keys)}: the refresh was refused: ${e?.message ?? e}`, { cause: e }));
       }
       // Otherwise keep trying: the timer ends the lease when its time is up.
     }
@@ -431,10 +474,16 @@ const sleep = (ms, signal) => new Promise((resolve, reject) => {
 });
 
 function describeKeys(keys) {
-  const list = Array.isArray(keys) ? keys : [keys];
+  const list = listOf(keys);
   return list.length === 1 ? `key ${JSON.stringify(list[0])}` : `keys ${list.map((k) => JSON.stringify(k)).join(', ')}`;
+}
+
+function listOf(keys) {
+  return Array.isArray(keys) ? keys : [keys];
 }
 
 function stripUndefined(o) {
   return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
 }
+
+module.exports = { DEFAULTS, EXECUTE_DEFAULTS, MAX_WAIT_SECONDS, durationJSON, RaftlockClient, clampTimeout };

@@ -5,16 +5,18 @@
 // "deadline_exceeded", ...), or "unavailable" when no node answered, or
 // "lock_lost" for a lease that could no longer be guaranteed.
 
+'use strict';
+
 /** The message of an Acquire that found a key busy (fixed by DESIGN.md). */
-export function busyMessage(key) {
+function busyMessage(key) {
   return `Failed to acquire lock for key "${key}"`;
 }
 
 /** The message of a wait that timed out (fixed by DESIGN.md). */
-export const TIMED_OUT_MESSAGE = 'Timed-out acquiring lock.';
+const TIMED_OUT_MESSAGE = 'Timed-out acquiring lock.';
 
 /** Connect code names, as they appear in `RaftlockError.code`. */
-export const Code = Object.freeze({
+const Code = Object.freeze({
   Canceled: 'canceled',
   Unknown: 'unknown',
   InvalidArgument: 'invalid_argument',
@@ -36,7 +38,7 @@ export const Code = Object.freeze({
 });
 
 /** An error answered by raftlock, or raised by the client on its behalf. */
-export class RaftlockError extends Error {
+class RaftlockError extends Error {
   /**
    * @param {string} code Connect code name, e.g. "aborted".
    * @param {string} message
@@ -55,17 +57,21 @@ export class RaftlockError extends Error {
  * The lease of an execute can no longer be guaranteed: a refresh was refused
  * (the lock expired or was taken), or no refresh succeeded before the
  * client's own conservative deadline. The job's AbortSignal aborts with this
- * error as its reason, and execute rejects with it.
+ * error as its reason, and execute rejects with it. Its message starts with
+ * "Lost the lock" and its `type` is "conflict", as for the framework's own
+ * providers (MedusaError.Types.CONFLICT, packages/core/utils/src/common/errors.ts),
+ * so the framework's error handler answers 409.
  */
-export class LockLostError extends RaftlockError {
+class LockLostError extends RaftlockError {
   constructor(message, extra = {}) {
     super(Code.LockLost, message, extra);
     this.name = 'LockLostError';
+    this.type = 'conflict';
   }
 }
 
 /** Maps an HTTP status without a Connect error body to a Connect code. */
-export function codeFromHTTPStatus(status) {
+function codeFromHTTPStatus(status) {
   switch (status) {
     case 400: return Code.Internal;
     case 401: return Code.Unauthenticated;
@@ -76,3 +82,5 @@ export function codeFromHTTPStatus(status) {
     default: return Code.Unknown;
   }
 }
+
+module.exports = { busyMessage, TIMED_OUT_MESSAGE, Code, RaftlockError, LockLostError, codeFromHTTPStatus };

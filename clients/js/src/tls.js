@@ -7,8 +7,10 @@
 // needs only a small part of fetch: POST with headers, body and an
 // AbortSignal, and an answer with ok, status, headers.get and text().
 
-import { Agent, request } from 'node:https';
-import { readFileSync } from 'node:fs';
+'use strict';
+
+const { Agent, request } = require('node:https');
+const { readFileSync } = require('node:fs');
 
 /**
  * Reads the tls option: PEM contents (ca, cert, key) or file paths (caFile,
@@ -16,7 +18,7 @@ import { readFileSync } from 'node:fs';
  *
  * @param {import('../index.js').TLSOptions} t
  */
-export function tlsAgentOptions(t) {
+function tlsAgentOptions(t) {
   if (t === null || typeof t !== 'object') throw new TypeError('raftlock: tls must be an object');
   const known = new Set(['ca', 'cert', 'key', 'caFile', 'certFile', 'keyFile', 'servername']);
   for (const k of Object.keys(t)) {
@@ -49,7 +51,7 @@ export function tlsAgentOptions(t) {
  * ECONNREFUSED or UNABLE_TO_VERIFY_LEAF_SIGNATURE), or the signal's reason
  * when the signal aborts.
  */
-export function httpsFetch(agentOptions) {
+function httpsFetch(agentOptions) {
   const agent = new Agent(agentOptions);
   const f = (url, init = {}) => new Promise((resolve, reject) => {
     const signal = init.signal;
@@ -96,3 +98,5 @@ function headerValue(v) {
   if (v === undefined) return null;
   return Array.isArray(v) ? v.join(', ') : String(v);
 }
+
+module.exports = { tlsAgentOptions, httpsFetch };

@@ -7,17 +7,19 @@
 // the very same body, so a request id in it makes the retry exactly-once on
 // the server. Every other answer ends the call.
 
-import { Code, RaftlockError, codeFromHTTPStatus } from './errors.js';
+'use strict';
+
+const { Code, RaftlockError, codeFromHTTPStatus } = require('./errors.js');
 
 /** Response header naming the leader's host:port. */
-export const LEADER_HEADER = 'raftlock-leader';
+const LEADER_HEADER = 'raftlock-leader';
 
 /**
  * Normalises "host:port" or "http://host:port/" to "http://host:port"; a
  * bare host:port gets the scheme given ("https" when the client has TLS
  * options).
  */
-export function normalizeEndpoint(e, scheme = 'http') {
+function normalizeEndpoint(e, scheme = 'http') {
   if (typeof e !== 'string' || e.trim() === '') {
     throw new TypeError(`raftlock: endpoint ${JSON.stringify(e)} is not a non-empty string`);
   }
@@ -37,7 +39,7 @@ const sleep = (ms, signal) => new Promise((resolve, reject) => {
   signal?.addEventListener('abort', onAbort, { once: true });
 });
 
-export class Transport {
+class Transport {
   /**
    * @param {object} o
    * @param {string[]} o.endpoints
@@ -183,3 +185,5 @@ function decodeError(status, text) {
   }
   return new RaftlockError(codeFromHTTPStatus(status), `HTTP ${status}: ${text.slice(0, 200)}`);
 }
+
+module.exports = { LEADER_HEADER, normalizeEndpoint, Transport };

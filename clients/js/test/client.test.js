@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { Cluster, waitFor } from './cluster.js';
-import { RaftlockClient, RaftlockError } from '../index.js';
+import { RaftlockClient, RaftlockError } from '../index.mjs';
 
 let cluster, client;
 

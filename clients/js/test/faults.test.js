@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, rpc, waitFor } from './cluster.js';
-import { LockLostError, RaftlockClient, RaftlockLockingProvider } from '../index.js';
+import { LockLostError, RaftlockClient, RaftlockLockingProvider } from '../index.mjs';
 
 let cluster, inspect;
 
@@ -97,7 +97,7 @@ describe('faults', () => {
         reason = signal.reason;
         return 'finished';
       }, { expire: 1.5 });
-      await assert.rejects(exec, (e) => e instanceof LockLostError && /was lost/.test(e.message) && e.cause?.code === 'failed_precondition');
+      await assert.rejects(exec, (e) => e instanceof LockLostError && /^Lost the lock on key .*: the refresh was refused/.test(e.message) && e.cause?.code === 'failed_precondition');
       assert.ok(reason instanceof LockLostError);
     } finally {
       await c.close();

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, waitFor } from './cluster.js';
-import { RaftlockClient, RaftlockLockingProvider, RaftlockError, TIMED_OUT_MESSAGE } from '../index.js';
+import { RaftlockClient, RaftlockLockingProvider, RaftlockError, TIMED_OUT_MESSAGE } from '../index.mjs';
 
 let cluster, service, other, client;
 
@@ -248,6 +248,52 @@ describe('locking provider', () => {
       await b.shutdown();
     }
   }));
+
+  // A release issued after an execute that waits for it is not held behind
+  // that execute by the provider's per-key order (the execute waits for this
+  // very release): both complete.
+  it('does not hold a release behind the execute it unblocks', () => withLogs(async () => {
+    await service.acquire('ord_key', { ownerId: 'holder' });
+    const ran = service.execute('ord_key', async () => 'ran', { timeout: 5 });
+    const released = service.release('ord_key', { ownerId: 'holder' });
+    assert.equal(await released, true);
+    assert.equal(await ran, 'ran');
+  }));
+
+  // The timeout bounds the wait (the framework's contract: past it "the job
+  // is canceled and the lock is released"): a grant whose answer arrives
+  // after the timeout is handed back and the job never runs.
+  it('hands back a grant that arrives after the timeout', () => withLogs(async () => {
+    const slowAcquire = async (url, init) => {
+      const res = await fetch(url, init);
+      if (url.endsWith('/Acquire')) await sleep(1500);
+      return res;
+    };
+    const p = new RaftlockLockingProvider({ endpoints: cluster.endpoints, fetch: slowAcquire });
+    try {
+      let ran = false;
+      await assert.rejects(p.execute('late_key', async () => { ran = true; }, { timeout: 1 }), {
+        code: 'deadline_exceeded', message: TIMED_OUT_MESSAGE,
+      });
+      assert.equal(ran, false);
+      assert.equal(await client.getLock('late_key'), null, 'the late grant was released');
+    } finally {
+      await p.shutdown();
+    }
+  }));
+
+  // The provider has no default endpoint: none from the options or the
+  // environment is an error, not localhost.
+  it('refuses to start without endpoints', () => {
+    const saved = process.env.RAFTLOCK_ENDPOINTS;
+    delete process.env.RAFTLOCK_ENDPOINTS;
+    try {
+      assert.throws(() => new RaftlockLockingProvider({}), /no endpoints: set options\.endpoints/);
+      assert.throws(() => new RaftlockLockingProvider({ endpoints: [] }), /no endpoints/);
+    } finally {
+      if (saved !== undefined) process.env.RAFTLOCK_ENDPOINTS = saved;
+    }
+  });
 
   // After shutdown the provider refuses calls; a running execute's signal
   // aborts and its keys are freed.

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Cluster, makeCerts } from './cluster.js';
-import { Code, RaftlockClient, RaftlockError, RaftlockLockingProvider } from '../index.js';
+import { Code, RaftlockClient, RaftlockError, RaftlockLockingProvider } from '../index.mjs';
 
 let cluster, tlsA;
 const clients = [];

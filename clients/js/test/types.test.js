@@ -1,27 +1,33 @@
-// index.d.ts is hand-written: this keeps it in step with what index.js
-// exports (every export, and every public method of the two classes).
+// The declarations are hand-written: this keeps src/types.d.ts in step with
+// what the package exports (every export, and every public method of the two
+// classes), and both entries' declarations with their default export.
+// `make js-types` compiles them with tsc.
 
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import * as api from '../index.js';
+import * as api from '../index.mjs';
 
-const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8');
+const read = (f) => readFileSync(new URL(`../${f}`, import.meta.url), 'utf8');
+const dts = read('src/types.d.ts');
 
 function classBlock(name) {
   const start = dts.indexOf(`export declare class ${name} `);
-  assert.ok(start >= 0, `index.d.ts declares class ${name}`);
+  assert.ok(start >= 0, `src/types.d.ts declares class ${name}`);
   return dts.slice(start, dts.indexOf('\n}\n', start));
 }
 
-it('declares every export of index.js', () => {
+it('declares every export of the package', () => {
   for (const name of Object.keys(api)) {
-    if (name === 'default') {
-      assert.match(dts, /^export default RaftlockLockingProvider;$/m);
-      continue;
-    }
-    assert.match(dts, new RegExp(`^export declare (class|const|function) ${name}\\b`, 'm'), `index.d.ts lacks ${name}`);
+    if (name === 'default') continue;
+    assert.match(dts, new RegExp(`^export declare (class|const|function) ${name}\\b`, 'm'), `src/types.d.ts lacks ${name}`);
   }
+  for (const entry of ['index.d.ts', 'index.d.mts']) {
+    const text = read(entry);
+    assert.match(text, /^export \* from '\.\/src\/types\.js';$/m, `${entry} re-exports the declarations`);
+    assert.match(text, /^declare const providerModule: RaftlockProviderModule;\nexport default providerModule;$/m, `${entry} declares the default export`);
+  }
+  assert.deepEqual(Object.keys(api.default).sort(), ['loaders', 'module', 'services']);
 });
 
 it('declares every public method of the client and the provider', () => {

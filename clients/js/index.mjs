@@ -1,0 +1,11 @@
+// raftlock for Node.js, for `import`: the CommonJS entry's exports, so a
+// process that both imports and requires the package has one copy of it.
+
+import cjs from './index.js';
+
+export const {
+  RaftlockClient, DEFAULTS, EXECUTE_DEFAULTS,
+  RaftlockLockingProvider, raftlockClientLoader,
+  RaftlockError, LockLostError, Code, TIMED_OUT_MESSAGE, busyMessage,
+} = cjs;
+export default cjs.default;

@@ -1,0 +1,38 @@
+// What a Medusa project's TypeScript sees of @raftlock/locking, checked by
+// tsc as an ES module and as a CommonJS module (check.mjs). The framework's
+// types come from the fixture in medusa-framework/ (restated, with sources).
+
+import raftlock, { LockLostError, RaftlockClient, RaftlockLockingProvider, type Lease, type RaftlockProviderOptions } from "@raftlock/locking"
+import type { ILockingModule, ILockingProvider, MedusaContainer, ModuleProviderExports, ModuleProviderLoaderFunction } from "@medusajs/framework/types"
+import { Modules } from "@medusajs/framework/utils"
+
+// The default export is what ModuleProvider(Modules.LOCKING, ...) returns.
+export const asModule: ModuleProviderExports = raftlock
+export const moduleName: typeof Modules.LOCKING = raftlock.module
+export const loader: ModuleProviderLoaderFunction = raftlock.loaders[0]
+
+// The provider is an ILockingProvider.
+const options: RaftlockProviderOptions = { endpoints: ["10.0.0.1:7070", "10.0.0.2:7070"], namespace: "shop:", requestTimeout: 5000 }
+export const provider: ILockingProvider = new RaftlockLockingProvider(options)
+export const identifier: "locking-raftlock" = RaftlockLockingProvider.identifier
+// @ts-expect-error a misspelt option is an error, not ignored
+new RaftlockLockingProvider({ endpoints: ["10.0.0.1:7070"], namspace: "shop:" })
+
+// Through the module, as code resolves it from the container.
+declare const container: MedusaContainer
+const locking: ILockingModule = container.resolve(Modules.LOCKING)
+export const token: Promise<bigint | undefined> = locking.execute("prod_123", async (signal?: AbortSignal, lease?: Lease) => {
+  signal?.throwIfAborted()
+  return lease?.fencingToken
+}, { timeout: 5 })
+// @ts-expect-error a job with required (signal, lease) is not a job of ILockingModule.execute
+locking.execute("prod_123", async (signal: AbortSignal, lease: Lease) => lease.fencingToken)
+
+// The provider called directly gives the job its signal and lease as required parameters.
+export const direct: Promise<string> = new RaftlockLockingProvider(options)
+  .execute(["a", "b"], async (signal, lease) => `${signal.aborted} ${lease.fencingToken}`, { timeout: 2, expire: 30 })
+
+// Errors and the client.
+const lost = new LockLostError("Lost the lock on key \"a\"")
+export const kind: "conflict" = lost.type
+export const client = new RaftlockClient({ endpoints: "10.0.0.1:7070", ordered: true })
