@@ -35,8 +35,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -124,7 +122,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", os.Getenv("RAFTLOCK_TLS_CERT"), "client certificate to present (env RAFTLOCK_TLS_CERT)")
 	fs.StringVar(&f.tlsKey, "tls-key", os.Getenv("RAFTLOCK_TLS_KEY"), "its private key (env RAFTLOCK_TLS_KEY)")
 	fs.StringVar(&f.token, "token", os.Getenv("RAFTLOCK_TOKEN"), "bearer token (env RAFTLOCK_TOKEN)")
-	fs.BoolVar(&f.http1, "http1", false, "with --protocol connect-proto: HTTP/1.1 connections (a pool) instead of one h2c connection per node")
+	fs.BoolVar(&f.http1, "http1", false, "with --protocol connect-proto: HTTP/1.1 connections (a pool) instead of one h2c connection per node (TLS too)")
 }
 
 func envOr(name, def string) string {
@@ -144,8 +142,17 @@ func (f *clientFlags) endpointList() []string {
 	return eps
 }
 
-// newClient builds the client the flags describe.
-func (f *clientFlags) newClient() (*client.Client, error) {
+// protocolName is the wire protocol as the results name it.
+func (f *clientFlags) protocolName() string {
+	if f.http1 {
+		return f.protocol + " over HTTP/1.1"
+	}
+	return f.protocol
+}
+
+// newClient builds the client the flags describe; with a tracer, its HTTP
+// client reports to it (--trace).
+func (f *clientFlags) newClient(tr *tracer) (*client.Client, error) {
 	var p client.Protocol
 	switch f.protocol {
 	case "grpc":
@@ -157,9 +164,13 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 	default:
 		return nil, usagef("--protocol %q: want grpc, connect-json or connect-proto", f.protocol)
 	}
+	if f.http1 && p != client.ProtocolConnectProto {
+		return nil, usagef("--http1 needs --protocol connect-proto (connect-json is HTTP/1.1 already, grpc needs HTTP/2)")
+	}
 	// Retries are logged at debug level: keep them off the terminal.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	opts := []client.Option{client.WithProtocol(p), client.WithLogger(quiet)}
+	var tc *tls.Config
 	if f.tlsCA != "" {
 		pem, err := os.ReadFile(f.tlsCA)
 		if err != nil {
@@ -169,7 +180,7 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", f.tlsCA)
 		}
-		tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		if f.tlsCert != "" || f.tlsKey != "" {
 			pair, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 			if err != nil {
@@ -182,14 +193,8 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 	if f.token != "" {
 		opts = append(opts, client.WithBearerToken(f.token))
 	}
-	if f.http1 {
-		if p != client.ProtocolConnectProto || f.tlsCA != "" {
-			return nil, usagef("--http1 needs --protocol connect-proto and no TLS")
-		}
-		d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}
-		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{
-			DialContext: d.DialContext, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
-		}}))
+	if f.http1 || tr != nil {
+		opts = append(opts, client.WithHTTPClient(httpClient(p, f.http1, tc, tr)))
 	}
 	eps := f.endpointList()
 	if len(eps) == 0 {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/raftlock/raftlock/internal/loadgen"
 )
 
 // reportCmd reads the --json results of runs (one or more JSON objects per
@@ -319,7 +321,7 @@ func machineFacts() []string {
 		facts = append(facts, "kernel: Linux "+strings.TrimSpace(string(b)))
 	}
 	facts = append(facts, "Go: "+runtime.Version())
-	if l := loadAvg(); l != nil {
+	if l := loadgen.LoadAvg(); l != nil {
 		facts = append(facts, fmt.Sprintf("load average when the report was written: %.2f %.2f %.2f", l[0], l[1], l[2]))
 	}
 	facts = append(facts, "report written "+time.Now().UTC().Format("2006-01-02 15:04 MST"))
