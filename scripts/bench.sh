@@ -45,12 +45,10 @@ workloads=(
   "64 callers, own keys, Connect over HTTP/1.1|(comparison)|--callers 64 --protocol connect-proto --http1"
 )
 
-mkdir -p bin/bench "$out"
-CGO_ENABLED=0 ${GO:-go} build -o bin/bench/ ./cmd/node ./cmd/lockbench
-bench_ports_free BENCH_PORT
-rm -rf "$RAFTLOCK_CLUSTER_DIR"
+mkdir -p "$out"
+bench_build
 trap 'scripts/cluster.sh stop' EXIT
-scripts/cluster.sh start
+bench_fresh_cluster BENCH_PORT
 
 pids=$(bench_pids)
 raw=$(mktemp)

@@ -28,3 +28,18 @@ bench_pids() {
   local d=$RAFTLOCK_CLUSTER_DIR
   echo "n1=$(cat "$d/n1/pid"),n2=$(cat "$d/n2/pid"),n3=$(cat "$d/n3/pid")"
 }
+
+# bench_build builds the node and lockbench into bin/bench.
+bench_build() {
+  mkdir -p bin/bench
+  CGO_ENABLED=0 ${GO:-go} build -o bin/bench/ ./cmd/node ./cmd/lockbench
+}
+
+# bench_fresh_cluster starts the cluster on an empty data directory, after
+# checking that its ports are free (naming the variable that moves them).
+# The caller traps `scripts/cluster.sh stop` on EXIT.
+bench_fresh_cluster() {
+  bench_ports_free "$1"
+  rm -rf "$RAFTLOCK_CLUSTER_DIR"
+  scripts/cluster.sh start
+}

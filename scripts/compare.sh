@@ -167,8 +167,8 @@ etcd_install() {
 for d in "${drivers[@]}"; do
   declare -F "${d}_run" >/dev/null || { echo "COMPARE_DRIVERS: no driver $d (no ${d}_run function)" >&2; exit 2; }
 done
-mkdir -p bin/bench "$out"
-CGO_ENABLED=0 ${GO:-go} build -o bin/bench/ ./cmd/node ./cmd/lockbench
+mkdir -p "$out"
+bench_build
 (cd bench/etcd && CGO_ENABLED=0 ${GO:-go} build -o ../../bin/bench/etcdbench .)
 rm -rf "$dir"
 mkdir -p "$dir"

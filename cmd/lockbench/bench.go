@@ -115,7 +115,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	res.Endpoints, res.Protocol = cf.endpointList(), cf.protocolName()
 	res.Recipe = recipe(cf, cfg)
 	if tr != nil {
-		res.Trace.Counts["connections opened (whole run)"] = tr.connections()
+		res.Trace.Counts[traceConnsUsed] = tr.connections()
 	}
 	if st, err := cl.Status(context.Background()); err == nil {
 		res.Leader = st.LeaderID

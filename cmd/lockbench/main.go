@@ -4,6 +4,7 @@
 //	lockbench [run] [flags]              C callers loop acquire -> release; prints pairs/s and latency
 //	lockbench fill [flags]               take N locks that never expire, 64 keys per request
 //	lockbench report [flags] FILE.json   turn --json results into a Markdown table and a PNG plot
+//	lockbench compare [flags] FILE.json  the same runs of several drivers side by side (make compare)
 //
 // run: each of --callers workers loops Acquire -> Lock.Release (the loop
 // etcd's `benchmark stm` uses). With --keys 0 (the default) each worker has
@@ -14,7 +15,10 @@
 // progress line each second on stderr, then prints pairs per second,
 // acquire and release latency (p50/p90/p99/p99.9/max, from a log-linear
 // histogram accurate to 1.6 %) and the errors by kind. --json prints the
-// result as one JSON object on stdout instead.
+// result as one JSON object on stdout instead. The loop and its
+// measurement are internal/loadgen's, shared with etcdbench (bench/etcd),
+// so that make compare measures raftlock and etcd alike. --trace adds the
+// client-side stages of every acquire (trace.go).
 //
 // Client flags (all subcommands that talk to a cluster): --endpoints
 // (env RAFTLOCK_ENDPOINTS), --protocol grpc|connect-json|connect-proto,
@@ -67,8 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = fillCmd(args, stdout, stderr)
 	case "report":
 		err = reportCmd(args, stdout, stderr)
+	case "compare":
+		err = compareCmd(args, stdout, stderr)
 	default:
-		err = usagef("unknown subcommand %q (want run, fill or report)", sub)
+		err = usagef("unknown subcommand %q (want run, fill, report or compare)", sub)
 	}
 	var ue *usageError
 	switch {

@@ -78,6 +78,80 @@ func TestRunAndReport(t *testing.T) {
 	}
 }
 
+// --trace splits every measured acquire into the client-side stages and
+// counts its HTTP requests and connections; compare puts two drivers'
+// runs of one workload side by side with ratios, refuses a workload that
+// lacks a driver, and draws a PNG; report adds the trace tables. (No
+// timing is asserted: only that the stages were seen and are consistent.)
+func TestTraceAndCompare(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Leader()
+	eps := strings.Join(c.Addrs(), ",")
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "runs.json")
+	var all bytes.Buffer
+	for _, args := range [][]string{
+		{"--driver", "alpha", "--protocol", "grpc"},
+		{"--driver", "beta", "--protocol", "connect-proto", "--http1"},
+	} {
+		var stdout, stderr bytes.Buffer
+		argv := append([]string{"run", "--endpoints", eps, "--name", "w", "--callers", "2", "--duration", "1s", "--warmup", "0s", "--json", "--quiet", "--trace"}, args...)
+		if code := run(argv, &stdout, &stderr); code != exitOK {
+			t.Fatalf("lockbench %v: exit %d\n%s", argv, code, stderr.String())
+		}
+		var res Result
+		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Driver != args[1] || res.Trace == nil || res.Recipe == "" {
+			t.Fatalf("driver %q, trace %v, recipe %q", res.Driver, res.Trace, res.Recipe)
+		}
+		total, _ := res.Trace.Stage("total")
+		server, _ := res.Trace.Stage("server + network (to first byte)")
+		if total.Count != res.Pairs || server.Count != res.Pairs || server.P50 <= 0 || server.P50 > total.P50 {
+			t.Errorf("%s: %d pairs; total %+v; server + network %+v", res.Driver, res.Pairs, total, server)
+		}
+		if n := res.Trace.Counts["http requests"]; n < res.Pairs {
+			t.Errorf("%s: %d HTTP requests for %d acquires", res.Driver, n, res.Pairs)
+		}
+		if n := res.Trace.Counts[traceConnsUsed]; n < 1 || n > 3*2 {
+			t.Errorf("%s: %d connections used by 2 callers on 3 nodes", res.Driver, n)
+		}
+		all.Write(stdout.Bytes())
+	}
+	if err := os.WriteFile(raw, all.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	md, img := filepath.Join(dir, "compare.md"), filepath.Join(dir, "compare.png")
+	var stderr bytes.Buffer
+	if code := run([]string{"compare", "--baseline", "beta", "--drivers", "alpha beta", "--out", md, "--plot", img, raw}, &bytes.Buffer{}, &stderr); code != exitOK {
+		t.Fatalf("compare: exit %d: %s", code, stderr.String())
+	}
+	text, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## alpha against beta", "| w | alpha |", "| w | beta |", "## The drivers, exactly as run", "## Machine"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("compare report lacks %q:\n%s", want, text)
+		}
+	}
+	if f, err := os.Open(img); err != nil {
+		t.Fatal(err)
+	} else if _, err := png.Decode(f); err != nil {
+		t.Errorf("plot is not a PNG: %v", err)
+	}
+	stderr.Reset()
+	if code := run([]string{"compare", "--baseline", "beta", "--drivers", "alpha beta gamma", raw}, &bytes.Buffer{}, &stderr); code != exitError ||
+		!strings.Contains(stderr.String(), `no run of driver "gamma"`) {
+		t.Errorf("compare with a missing driver: exit %d: %s", code, stderr.String())
+	}
+	var report bytes.Buffer
+	if code := run([]string{"report", raw}, &report, &stderr); code != exitOK || !strings.Contains(report.String(), "Client-side trace") {
+		t.Errorf("report of traced runs: exit %d, no trace table:\n%s", code, report.String())
+	}
+}
+
 // fill takes every lock it is asked for, in batches, and fill --release
 // frees them all again.
 func TestFillAndRelease(t *testing.T) {
@@ -111,6 +185,8 @@ func TestUsageErrors(t *testing.T) {
 		{"run", "--pids", "n1"},
 		{"fill", "--batch", "65"},
 		{"report"},
+		{"compare"},
+		{"run", "--http1", "--protocol", "grpc", "--endpoints", "127.0.0.1:1"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(args, &bytes.Buffer{}, &stderr); code != exitUsage {

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +37,9 @@ import (
 //
 // Counts per measured acquire: HTTP requests (more than one means retries
 // or redirects), connections opened and connections reused; after the run,
-// the distinct connections the client opened over the whole run (the pool
-// it ended up with: one per node for h2c, about one per caller for
-// HTTP/1.1).
+// the distinct connections the traced acquires used over the whole run,
+// warm-up included (the pool the client ended up with: one per node it
+// talks to for h2c, up to one per caller for HTTP/1.1).
 //
 // The trace costs a few allocations per acquire (the hooks, two context
 // values, a body wrapper): measure the protocols with --trace on all of
@@ -50,6 +52,8 @@ var (
 		"response: read", "client: after receive", "time to first byte (from call)", "total",
 	}
 	traceCounts = []string{"http requests", "connections opened", "connections reused"}
+	// traceConnsUsed is the count lockbench adds after the run.
+	traceConnsUsed = "connections used (whole run)"
 )
 
 // tracer times acquires; one per run, shared by all callers.
@@ -221,4 +225,59 @@ func httpClient(p client.Protocol, http1 bool, tlsCfg *tls.Config, tr *tracer) *
 		rt = traceTransport{next: rt}
 	}
 	return &http.Client{Transport: rt}
+}
+
+// writeTrace adds the tables of the traced groups (lockbench run --trace)
+// to a report: per group the medians over its runs of the totals, the
+// connection counts and each client-side stage. Untraced groups are left
+// out.
+func writeTrace(w *strings.Builder, groups []*group) {
+	var traced []*group
+	for _, g := range groups {
+		if g.runs[0].Trace != nil {
+			traced = append(traced, g)
+		}
+	}
+	if len(traced) == 0 {
+		return
+	}
+	stage := func(name string, pick func(loadgen.Summary) float64) func(*Result) float64 {
+		return func(r *Result) float64 { s, _ := r.Trace.Stage(name); return pick(s) }
+	}
+	p50 := func(s loadgen.Summary) float64 { return s.P50 }
+	p99 := func(s loadgen.Summary) float64 { return s.P99 }
+	mean := func(s loadgen.Summary) float64 { return s.Mean }
+	perAcquire := func(count string) func(*Result) float64 {
+		return func(r *Result) float64 {
+			if r.Pairs == 0 {
+				return 0
+			}
+			return float64(r.Trace.Counts[count]) / float64(r.Pairs)
+		}
+	}
+	fmt.Fprintf(w, "\n## Client-side trace of an acquire (--trace)\n\n")
+	fmt.Fprintf(w, "Stages as cmd/lockbench/trace.go defines them; medians over the runs. "+
+		"\"server + network\" runs from the request's last byte leaving to the answer's first byte arriving: "+
+		"the node's own stages and two loopback hops.\n\n")
+	fmt.Fprintf(w, "| workload | protocol | pairs/s | acquire p50 / p99 ms | to first byte p50 / p99 ms | HTTP requests per acquire | connections opened per 1,000 acquires | connections used (whole run) |\n")
+	fmt.Fprintf(w, "| --- | --- | ---: | --- | --- | ---: | ---: | ---: |\n")
+	for _, g := range traced {
+		fmt.Fprintf(w, "| %s | %s | %s | %s / %s | %s / %s | %.2f | %.1f | %s |\n", g.name, g.runs[0].Protocol,
+			fmtCount(g.medianOf(func(r *Result) float64 { return r.PairsPerSec })),
+			fmtMs(g.medianOf(func(r *Result) float64 { return r.Acquire.P50 })), fmtMs(g.medianOf(func(r *Result) float64 { return r.Acquire.P99 })),
+			fmtMs(g.medianOf(stage(traceStages[6], p50))), fmtMs(g.medianOf(stage(traceStages[6], p99))),
+			g.medianOf(perAcquire(traceCounts[0])), 1000*g.medianOf(perAcquire(traceCounts[1])),
+			fmtCount(g.medianOf(func(r *Result) float64 { return float64(r.Trace.Counts[traceConnsUsed]) })))
+	}
+	fmt.Fprintf(w, "\nTime per stage in µs, p50 (mean); the means add up to the mean acquire (last column):\n\n")
+	fmt.Fprintf(w, "| workload | %s | acquire mean µs |\n", strings.Join(traceStages[:6], " | "))
+	fmt.Fprintf(w, "|---%s| ---: |\n", strings.Repeat("| ---: ", 6))
+	us := func(ms float64) string { return fmtCount(ms * 1000) }
+	for _, g := range traced {
+		cells := make([]string, 6)
+		for i, name := range traceStages[:6] {
+			cells[i] = fmt.Sprintf("%s (%s)", us(g.medianOf(stage(name, p50))), us(g.medianOf(stage(name, mean))))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", g.name, strings.Join(cells, " | "), us(g.medianOf(func(r *Result) float64 { return r.Acquire.Mean })))
+	}
 }
