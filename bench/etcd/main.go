@@ -293,7 +293,7 @@ func recipe(cfg loadgen.Config, ttl int, eps []string) string {
 	}
 	return fmt.Sprintf("etcd clientv3 %s (go.etcd.io/etcd/client/v3/concurrency), one clientv3.Client shared by all callers "+
 		"(endpoints: %d members, round robin); per caller one concurrency.NewSession(client, concurrency.WithTTL(%d)) made "+
-		"before the run and kept alive by the session for the whole run; per pair: m := concurrency.NewMutex(session, key); %s; m.Unlock(ctx)",
+		"before the run and kept alive by the session for the whole run (a keep-alive about every TTL/3); per pair: m := concurrency.NewMutex(session, key); %s; m.Unlock(ctx)",
 		clientVersion(), len(eps), ttl, lock)
 }
 
