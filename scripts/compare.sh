@@ -21,6 +21,9 @@
 #   COMPARE_ONLY      run only the workloads whose name contains this text
 #   COMPARE_PROTOCOL  the raftlock client's protocol (default grpc, the client's default)
 #   COMPARE_ETCD_TTL  session TTL of each etcd caller, seconds (default 60, as raftlock's expire of 1m)
+#   COMPARE_ETCD_ENDPOINTS  all (default: the etcd client gets all three members and spreads calls over
+#                     them, as applications configure it) or leader (only the member that leads when the
+#                     run starts, as raftlock's client ends up sending everything to its leader)
 #   COMPARE_PORT      base port (default 7200): raftlock nodes on +1..+3, etcd clients on +11..+13, etcd peers on +21..+23
 #   COMPARE_DIR       data and logs (default data/compare; wiped first)
 #   COMPARE_OUT       where compare.md, compare.png and compare.json go (default bench)
@@ -36,10 +39,12 @@ read -r -a drivers <<<"${COMPARE_DRIVERS:-raftlock etcd}"
 baseline=${COMPARE_BASELINE:-etcd}
 protocol=${COMPARE_PROTOCOL:-grpc}
 ttl=${COMPARE_ETCD_TTL:-60}
+etcd_eps_mode=${COMPARE_ETCD_ENDPOINTS:-all}
+case "$etcd_eps_mode" in all | leader) ;; *) echo "COMPARE_ETCD_ENDPOINTS: want all or leader, not $etcd_eps_mode" >&2; exit 2 ;; esac
 base=${COMPARE_PORT:-7200}
 dir=${COMPARE_DIR:-data/compare}
 out=${COMPARE_OUT:-bench}
-command=${COMPARE_COMMAND:-"make compare (COMPARE_ROUNDS=$rounds COMPARE_DURATION=$duration COMPARE_WARMUP=$warmup COMPARE_PROTOCOL=$protocol COMPARE_ETCD_TTL=$ttl)"}
+command=${COMPARE_COMMAND:-"make compare (COMPARE_ROUNDS=$rounds COMPARE_DURATION=$duration COMPARE_WARMUP=$warmup COMPARE_PROTOCOL=$protocol COMPARE_ETCD_TTL=$ttl COMPARE_ETCD_ENDPOINTS=$etcd_eps_mode)"}
 
 # The issue's table: name | raftlock's target against etcd | flags.
 workloads=(
@@ -119,12 +124,22 @@ etcd_start() {
   echo "etcd not healthy after 15s; see $etcd_dir/eX/etcd.log" >&2
   return 1
 }
+# etcd_leader prints the client address of the member that leads now
+# (etcdctl's simple format: endpoint, id, version, db size, is leader, ...).
+etcd_leader() {
+  etcdctl --endpoints "$(etcd_endpoints)" endpoint status | awk -F', ' '$5 == "true" { print $1 }'
+}
 etcd_run() {
-  local name=$1 target=$2 pids
+  local name=$1 target=$2 pids eps
   shift 2
   pids="e1=$(cat "$etcd_dir/e1/pid"),e2=$(cat "$etcd_dir/e2/pid"),e3=$(cat "$etcd_dir/e3/pid")"
+  eps=$(etcd_endpoints)
+  if [ "$etcd_eps_mode" = leader ]; then
+    eps=$(etcd_leader)
+    [ -n "$eps" ] || { echo "etcd has no leader" >&2; return 1; }
+  fi
   # shellcheck disable=SC2046 # common_flags are words
-  bin/bench/etcdbench --endpoints "$(etcd_endpoints)" --driver etcd --ttl "$ttl" \
+  bin/bench/etcdbench --endpoints "$eps" --driver etcd --ttl "$ttl" \
     --name "$name" --target "$target" --pids "$pids" $(common_flags) "$@"
 }
 etcd_stop() {

@@ -291,10 +291,14 @@ func recipe(cfg loadgen.Config, ttl int, eps []string) string {
 	if cfg.Wait > 0 {
 		lock = fmt.Sprintf("m.Lock(ctx) with ctx bounded by %s", cfg.Wait)
 	}
+	spread := fmt.Sprintf("endpoints: %d members, calls spread over them round robin", len(eps))
+	if len(eps) == 1 {
+		spread = "endpoint: " + eps[0] + " only"
+	}
 	return fmt.Sprintf("etcd clientv3 %s (go.etcd.io/etcd/client/v3/concurrency), one clientv3.Client shared by all callers "+
-		"(endpoints: %d members, round robin); per caller one concurrency.NewSession(client, concurrency.WithTTL(%d)) made "+
+		"(%s); per caller one concurrency.NewSession(client, concurrency.WithTTL(%d)) made "+
 		"before the run and kept alive by the session for the whole run (a keep-alive about every TTL/3); per pair: m := concurrency.NewMutex(session, key); %s; m.Unlock(ctx)",
-		clientVersion(), len(eps), ttl, lock)
+		clientVersion(), spread, ttl, lock)
 }
 
 // clientVersion is the version of etcd's client module in this binary.

@@ -178,17 +178,19 @@ func (c *comparison) write(w *strings.Builder, command, plot string) {
 	fmt.Fprintf(w, "| round | workload | driver | started (UTC) | pairs/s | acquire p50 / p99 ms | release p50 ms | leader | load avg before → after |\n")
 	fmt.Fprintf(w, "| ---: | --- | --- | --- | ---: | --- | ---: | --- | --- |\n")
 	for round := range rounds {
+		var rows []*Result // this round's runs, in the order they ran
 		for _, wl := range c.workloads {
 			for _, d := range c.drivers {
-				rs := c.cell(wl, d).runs
-				if round >= len(rs) {
-					continue
+				if rs := c.cell(wl, d).runs; round < len(rs) {
+					rows = append(rows, rs[round])
 				}
-				r := rs[round]
-				fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s / %s | %s | %s | %s → %s |\n", round+1, wl, d,
-					r.Started.Format("15:04:05"), fmtCount(r.PairsPerSec), fmtMs(r.Acquire.P50), fmtMs(r.Acquire.P99),
-					fmtMs(r.Release.P50), orDash(r.Leader), fmtLoad(r.LoadBefore), fmtLoad(r.LoadAfter))
 			}
+		}
+		slices.SortStableFunc(rows, func(a, b *Result) int { return a.Started.Compare(b.Started) })
+		for _, r := range rows {
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s / %s | %s | %s | %s → %s |\n", round+1, r.Name, driverOf(r),
+				r.Started.Format("15:04:05"), fmtCount(r.PairsPerSec), fmtMs(r.Acquire.P50), fmtMs(r.Acquire.P99),
+				fmtMs(r.Release.P50), orDash(r.Leader), fmtLoad(r.LoadBefore), fmtLoad(r.LoadAfter))
 		}
 	}
 	fmt.Fprintf(w, "\n## Machine\n\n")
