@@ -16,14 +16,13 @@
 # Settings (environment):
 #   COMPARE_ROUNDS    rounds, each running every workload once per driver (default 3)
 #   COMPARE_DURATION  measured time per run (default 10s); COMPARE_WARMUP (default 2s)
-#   COMPARE_DRIVERS   drivers in the order of the first round (default "raftlock etcd")
+#   COMPARE_DRIVERS   drivers in the order of the first round (default "raftlock etcd etcd_leader"):
+#                     etcd_leader is etcd with its client given only the member leading when each run
+#                     starts (etcd's client spreads calls over all it is given; raftlock's goes to the leader)
 #   COMPARE_BASELINE  the driver the ratios divide by (default etcd)
 #   COMPARE_ONLY      run only the workloads whose name contains this text
 #   COMPARE_PROTOCOL  the raftlock client's protocol (default grpc, the client's default)
 #   COMPARE_ETCD_TTL  session TTL of each etcd caller, seconds (default 60, as raftlock's expire of 1m)
-#   COMPARE_ETCD_ENDPOINTS  all (default: the etcd client gets all three members and spreads calls over
-#                     them, as applications configure it) or leader (only the member that leads when the
-#                     run starts, as raftlock's client ends up sending everything to its leader)
 #   COMPARE_PORT      base port (default 7200): raftlock nodes on +1..+3, etcd clients on +11..+13, etcd peers on +21..+23
 #   COMPARE_DIR       data and logs (default data/compare; wiped first)
 #   COMPARE_OUT       where compare.md, compare.png and compare.json go (default bench)
@@ -35,16 +34,14 @@ cd "$(dirname "$0")/.."
 rounds=${COMPARE_ROUNDS:-3}
 duration=${COMPARE_DURATION:-10s}
 warmup=${COMPARE_WARMUP:-2s}
-read -r -a drivers <<<"${COMPARE_DRIVERS:-raftlock etcd}"
+read -r -a drivers <<<"${COMPARE_DRIVERS:-raftlock etcd etcd_leader}"
 baseline=${COMPARE_BASELINE:-etcd}
 protocol=${COMPARE_PROTOCOL:-grpc}
 ttl=${COMPARE_ETCD_TTL:-60}
-etcd_eps_mode=${COMPARE_ETCD_ENDPOINTS:-all}
-case "$etcd_eps_mode" in all | leader) ;; *) echo "COMPARE_ETCD_ENDPOINTS: want all or leader, not $etcd_eps_mode" >&2; exit 2 ;; esac
 base=${COMPARE_PORT:-7200}
 dir=${COMPARE_DIR:-data/compare}
 out=${COMPARE_OUT:-bench}
-command=${COMPARE_COMMAND:-"make compare (COMPARE_ROUNDS=$rounds COMPARE_DURATION=$duration COMPARE_WARMUP=$warmup COMPARE_PROTOCOL=$protocol COMPARE_ETCD_TTL=$ttl COMPARE_ETCD_ENDPOINTS=$etcd_eps_mode)"}
+command=${COMPARE_COMMAND:-"make compare (COMPARE_ROUNDS=$rounds COMPARE_DURATION=$duration COMPARE_WARMUP=$warmup COMPARE_PROTOCOL=$protocol COMPARE_ETCD_TTL=$ttl COMPARE_DRIVERS='${drivers[*]}')"}
 
 # The issue's table: name | raftlock's target against etcd | flags.
 workloads=(
@@ -124,24 +121,18 @@ etcd_start() {
   echo "etcd not healthy after 15s; see $etcd_dir/eX/etcd.log" >&2
   return 1
 }
-# etcd_leader prints the client address of the member that leads now
-# (etcdctl's simple format: endpoint, id, version, db size, is leader, ...).
-etcd_leader() {
-  etcdctl --endpoints "$(etcd_endpoints)" endpoint status | awk -F', ' '$5 == "true" { print $1 }'
-}
-etcd_run() {
-  local name=$1 target=$2 pids eps
-  shift 2
+# etcd_run_on DRIVER ENDPOINTS NAME TARGET FLAGS: one etcdbench run.
+etcd_run_on() {
+  local driver=$1 eps=$2 name=$3 target=$4 pids
+  shift 4
   pids="e1=$(cat "$etcd_dir/e1/pid"),e2=$(cat "$etcd_dir/e2/pid"),e3=$(cat "$etcd_dir/e3/pid")"
-  eps=$(etcd_endpoints)
-  if [ "$etcd_eps_mode" = leader ]; then
-    eps=$(etcd_leader)
-    [ -n "$eps" ] || { echo "etcd has no leader" >&2; return 1; }
-  fi
   # shellcheck disable=SC2046 # common_flags are words
-  bin/bench/etcdbench --endpoints "$eps" --driver etcd --ttl "$ttl" \
-    --name "$name" --target "$target" --pids "$pids" $(common_flags) "$@"
+  # The targets are raftlock's: not copied into etcd's results.
+  : "$target"
+  bin/bench/etcdbench --endpoints "$eps" --driver "$driver" --ttl "$ttl" \
+    --name "$name" --pids "$pids" $(common_flags) "$@"
 }
+etcd_run() { etcd_run_on etcd "$(etcd_endpoints)" "$@"; }
 etcd_stop() {
   [ -n "$etcd_started" ] || return 0
   local i pid
@@ -177,6 +168,18 @@ etcd_install() {
   done
   return 1
 }
+
+# etcd_leader: the same etcd cluster, the client given only the member that
+# leads when the run starts (etcdctl's simple format: endpoint, id,
+# version, db size, is leader, ...).
+etcd_leader_start() { etcd_start; }
+etcd_leader_run() {
+  local leader
+  leader=$(etcdctl --endpoints "$(etcd_endpoints)" endpoint status | awk -F', ' '$5 == "true" { print $1 }')
+  [ -n "$leader" ] || { echo "etcd has no leader" >&2; return 1; }
+  etcd_run_on etcd_leader "$leader" "$@"
+}
+etcd_leader_stop() { etcd_stop; }
 
 # ---- The run.
 for d in "${drivers[@]}"; do
