@@ -16,7 +16,7 @@ import (
 // driver the median of the rounds, and the ratios to the baseline driver
 // round by round; how each driver ran; every run; the machine. With --plot
 // it also draws each driver's median acquire curve per workload (the
-// baseline dashed). Every workload must have at least one run of every
+// baseline dashed, the first driver solid, others dotted). Every workload must have at least one run of every
 // driver.
 func compareCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("lockbench compare", flag.ContinueOnError)
@@ -123,7 +123,11 @@ func (c *comparison) write(w *strings.Builder, command, plot string) {
 		first, last = minTime(first, r.Started), maxTime(last, r.Started)
 	}
 	rounds := len(c.cell(c.workloads[0], c.baseline).runs)
-	fmt.Fprintf(w, "# %s side by side\n\n", strings.Join(c.drivers, " and "))
+	names := strings.Join(c.drivers, " and ")
+	if n := len(c.drivers); n > 2 {
+		names = strings.Join(c.drivers[:n-1], ", ") + " and " + c.drivers[n-1]
+	}
+	fmt.Fprintf(w, "# %s side by side\n\n", names)
 	fmt.Fprintf(w, "Produced by `%s` on %s, runs started %s–%s UTC. %d round(s): in each, every workload ran once per driver, "+
 		"the drivers' order flipping from round to round; each run warmed up for %.0fs and measured for %.0fs. "+
 		"Figures are the median of the rounds with their range in brackets; a ratio is the median over the rounds of "+
@@ -157,7 +161,8 @@ func (c *comparison) write(w *strings.Builder, command, plot string) {
 		}
 	}
 	if plot != "" {
-		fmt.Fprintf(w, "\n![acquire latency by percentile, %s dashed](%s)\n", c.baseline, plotRef(plot))
+		fmt.Fprintf(w, "\n![acquire latency by percentile: one colour per workload; %s dashed, %s solid, others dotted](%s)\n",
+			c.baseline, c.drivers[0], plotRef(plot))
 	}
 
 	fmt.Fprintf(w, "\n## The drivers, exactly as run\n\n")
@@ -233,14 +238,21 @@ func (c *comparison) waits(d string) string {
 	return strings.Join(parts, "; ")
 }
 
-// series is the plot's lines: one colour per workload, the baseline
-// dashed.
+// series is the plot's lines: one colour per workload; the baseline
+// dashed, the first driver solid, any other dotted.
 func (c *comparison) series() []plotSeries {
 	var out []plotSeries
 	for i, wl := range c.workloads {
 		for _, d := range c.drivers {
 			g := c.cell(wl, d)
-			out = append(out, plotSeries{name: g.name, curve: g.median().AcquireCurve, color: i, dashed: d == c.baseline})
+			st := dotted
+			switch d {
+			case c.baseline:
+				st = dashed
+			case c.drivers[0]:
+				st = solid
+			}
+			out = append(out, plotSeries{name: g.name, curve: g.median().AcquireCurve, color: i, stroke: st})
 		}
 	}
 	return out

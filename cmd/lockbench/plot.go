@@ -11,12 +11,32 @@ import (
 )
 
 // plotSeries is one line of a plot: a latency curve, its colour (an index
-// into the palette) and whether it is drawn dashed.
+// into the palette) and its stroke.
 type plotSeries struct {
 	name   string
 	curve  []CurvePoint
 	color  int
-	dashed bool
+	stroke stroke
+}
+
+// stroke is how a line is drawn: a pattern of pixels on and off.
+type stroke int
+
+const (
+	solid stroke = iota
+	dashed
+	dotted
+)
+
+// on reports whether the line is drawn at its step-th pixel.
+func (s stroke) on(step int) bool {
+	switch s {
+	case dashed:
+		return step%14 < 8
+	case dotted:
+		return step%6 < 2
+	}
+	return true
 }
 
 // groupSeries is a line per group: its median run's curve.
@@ -98,26 +118,22 @@ func writePlot(path string, series []plotSeries) error {
 		c := palette[sr.color%len(palette)]
 		var px, py int
 		first := true
-		var dash *int
-		if sr.dashed {
-			dash = new(int)
-		}
+		step := new(int)
 		for _, p := range sr.curve {
 			if p.Percentile >= 100 || p.Ms <= 0 {
 				continue
 			}
 			x, y := xOf(p.Percentile), yOf(p.Ms)
 			if !first {
-				line(img, px, py, x, y, c, dash)
+				line(img, px, py, x, y, c, sr.stroke, step)
 			}
 			px, py, first = x, y, false
 		}
 		ly := top + plotH + 76 + i*22
-		if sr.dashed {
-			paint(img, image.Rect(left+16, ly+4, left+24, ly+8), c)
-			paint(img, image.Rect(left+32, ly+4, left+40, ly+8), c)
-		} else {
-			paint(img, image.Rect(left+16, ly+4, left+40, ly+8), c)
+		for x := 0; x < 24; x += 2 { // the legend's sample of the stroke
+			if sr.stroke.on(x) {
+				paint(img, image.Rect(left+16+x, ly+4, left+18+x, ly+8), c)
+			}
 		}
 		drawText(img, left+48, ly, strings.ToUpper(sr.name), 2, ink)
 	}
@@ -149,18 +165,15 @@ func vline(img *image.RGBA, x, y0, y1 int, c color.Color) {
 	paint(img, image.Rect(x, y0, x+1, y1+1), c)
 }
 
-// line draws a 2-pixel-wide line (Bresenham). With dash, it is dashed (8
-// pixels on, 6 off), *dash carrying the pattern on from the last line.
-func line(img *image.RGBA, x0, y0, x1, y1 int, c color.Color, dash *int) {
+// line draws a 2-pixel-wide line (Bresenham) with a stroke, *step
+// carrying its pattern on from the last line.
+func line(img *image.RGBA, x0, y0, x1, y1 int, c color.Color, st stroke, step *int) {
 	dx, dy := abs(x1-x0), -abs(y1-y0)
 	sx, sy := sign(x1-x0), sign(y1-y0)
 	err := dx + dy
 	for {
-		on := true
-		if dash != nil {
-			on = *dash%14 < 8
-			*dash++
-		}
+		on := st.on(*step)
+		*step++
 		if on {
 			paint(img, image.Rect(x0, y0, x0+2, y0+2), c)
 		}
