@@ -151,3 +151,19 @@ chaos-ci: ## The CI profile: every nemesis in turn for 5 minutes, then the broke
 chaos-docker: ## Fault-injection suite against the compose cluster (docker kill/pause/network disconnect, iptables in containers)
 	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_PROFILE=$(CHAOS_PROFILE) \
 	  $(GO) test -tags chaos -run 'TestChaosDocker$$' -v -count=1 -timeout 90m ./jepsen-style-tests/
+
+# ---- Side by side with etcd (issue 21): both as 3 members on loopback,
+# fsync on, the same loop (internal/loadgen), alternating rounds.
+.PHONY: compare
+compare: ## raftlock and etcd side by side (COMPARE_ROUNDS, COMPARE_DURATION, ...; installs Debian's etcd if missing) -> bench/compare.md, bench/compare.png
+	GO=$(GO) scripts/compare.sh
+
+.PHONY: compare-smoke
+compare-smoke: ## make compare in brief (1 round, 1s per run, ports 7261-7283, results under data/compare-smoke): CI's smoke test, no timing asserted
+	GO=$(GO) COMPARE_ROUNDS=1 COMPARE_DURATION=1s COMPARE_WARMUP=0s COMPARE_PORT=7260 COMPARE_OUT=data/compare-smoke \
+	  COMPARE_DIR=data/compare-smoke/run COMPARE_COMMAND="make compare-smoke" scripts/compare.sh
+	@test -s data/compare-smoke/compare.md && test -s data/compare-smoke/compare.png && echo "compare-smoke: report written (data/compare-smoke/compare.md)"
+
+.PHONY: trace
+trace: ## The client side of an acquire, stage by stage, per protocol at 1 and 64 callers (lockbench --trace) -> bench/trace.md
+	GO=$(GO) scripts/trace.sh

@@ -15,6 +15,7 @@
 #   AB_OUT        result directory (default data/ab); the report is AB_OUT/report.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/benchlib.sh
 [ $# -eq 2 ] || { echo "usage: $0 NODE_BIN_A NODE_BIN_B" >&2; exit 2; }
 rounds=${AB_ROUNDS:-3}
 duration=${AB_DURATION:-8s}
@@ -24,15 +25,10 @@ out=${AB_OUT:-data/ab}
 IFS=';' read -r -a workloads <<<"${AB_WORKLOADS:---callers 1;--callers 16;--callers 64;--callers 16 --keys 1 --wait 10s}"
 export RAFTLOCK_CLUSTER_PORT=${AB_PORT:-7190}
 export RAFTLOCK_CLUSTER_DIR=$out/cluster
-base=$RAFTLOCK_CLUSTER_PORT
-eps="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
+eps=$(bench_endpoints)
 mkdir -p bin/bench "$out"
 CGO_ENABLED=0 ${GO:-go} build -o bin/bench/ ./cmd/lockbench
-for i in 1 2 3; do # a node left running there would answer for ours
-  if curl -s -o /dev/null "http://127.0.0.1:$((base + i))/healthz"; then
-    echo "port $((base + i)) is in use: stop what runs there, or set AB_PORT" >&2; exit 1
-  fi
-done
+bench_ports_free AB_PORT
 trap 'scripts/cluster.sh stop >/dev/null' EXIT
 : >"$out/results.json"
 for r in $(seq "$rounds"); do
@@ -41,7 +37,7 @@ for r in $(seq "$rounds"); do
     rm -rf "$RAFTLOCK_CLUSTER_DIR"
     # shellcheck disable=SC2086 # envs are words
     env $envs RAFTLOCK_CLUSTER_BIN="$bin" scripts/cluster.sh start >/dev/null
-    pids="n1=$(cat "$RAFTLOCK_CLUSTER_DIR/n1/pid"),n2=$(cat "$RAFTLOCK_CLUSTER_DIR/n2/pid"),n3=$(cat "$RAFTLOCK_CLUSTER_DIR/n3/pid")"
+    pids=$(bench_pids)
     if [ "$age" != 0s ]; then
       bin/bench/lockbench run --endpoints "$eps" --callers 64 --duration "$age" --warmup 0s --quiet >/dev/null
     fi

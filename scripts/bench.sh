@@ -22,6 +22,7 @@
 #   BENCH_ONLY      run only the workloads whose name contains this text
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/benchlib.sh
 
 duration=${BENCH_DURATION:-10s}
 warmup=${BENCH_WARMUP:-2s}
@@ -32,8 +33,7 @@ export RAFTLOCK_CLUSTER_PORT=${BENCH_PORT:-7180}
 export RAFTLOCK_CLUSTER_DIR=${BENCH_DIR:-data/bench}
 export RAFTLOCK_CLUSTER_BIN=bin/bench/node
 export RAFTLOCK_NODE_ARGS=${BENCH_NODE_ARGS:-}
-base=$RAFTLOCK_CLUSTER_PORT
-eps="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
+eps=$(bench_endpoints)
 
 # The standard table: name | target | lockbench flags.
 workloads=(
@@ -45,19 +45,12 @@ workloads=(
   "64 callers, own keys, Connect over HTTP/1.1|(comparison)|--callers 64 --protocol connect-proto --http1"
 )
 
-mkdir -p bin/bench "$out"
-CGO_ENABLED=0 ${GO:-go} build -o bin/bench/ ./cmd/node ./cmd/lockbench
-for i in 1 2 3; do # a node left running there would answer for ours
-  if curl -s -o /dev/null "http://127.0.0.1:$((RAFTLOCK_CLUSTER_PORT + i))/healthz"; then
-    echo "port $((RAFTLOCK_CLUSTER_PORT + i)) is in use: stop what runs there, or set BENCH_PORT" >&2; exit 1
-  fi
-done
-rm -rf "$RAFTLOCK_CLUSTER_DIR"
+mkdir -p "$out"
+bench_build
 trap 'scripts/cluster.sh stop' EXIT
-scripts/cluster.sh start
+bench_fresh_cluster BENCH_PORT
 
-d=$RAFTLOCK_CLUSTER_DIR
-pids="n1=$(cat "$d/n1/pid"),n2=$(cat "$d/n2/pid"),n3=$(cat "$d/n3/pid")"
+pids=$(bench_pids)
 raw=$(mktemp)
 trap 'scripts/cluster.sh stop; rm -f "$raw"' EXIT
 echo "load before the runs: $(cat /proc/loadavg 2>/dev/null || echo unknown)"

@@ -58,7 +58,7 @@ func fillCmd(args []string, stdout, stderr io.Writer) error {
 	case *owner == "":
 		return usagef("--owner must not be empty: anonymous locks cannot be freed by owner")
 	}
-	cl, err := cf.newClient()
+	cl, err := cf.newClient(nil)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@
 //	lockbench [run] [flags]              C callers loop acquire -> release; prints pairs/s and latency
 //	lockbench fill [flags]               take N locks that never expire, 64 keys per request
 //	lockbench report [flags] FILE.json   turn --json results into a Markdown table and a PNG plot
+//	lockbench compare [flags] FILE.json  the same runs of several drivers side by side (make compare)
 //
 // run: each of --callers workers loops Acquire -> Lock.Release (the loop
 // etcd's `benchmark stm` uses). With --keys 0 (the default) each worker has
@@ -14,7 +15,10 @@
 // progress line each second on stderr, then prints pairs per second,
 // acquire and release latency (p50/p90/p99/p99.9/max, from a log-linear
 // histogram accurate to 1.6 %) and the errors by kind. --json prints the
-// result as one JSON object on stdout instead.
+// result as one JSON object on stdout instead. The loop and its
+// measurement are internal/loadgen's, shared with etcdbench (bench/etcd),
+// so that make compare measures raftlock and etcd alike. --trace adds the
+// client-side stages of every acquire (trace.go).
 //
 // Client flags (all subcommands that talk to a cluster): --endpoints
 // (env RAFTLOCK_ENDPOINTS), --protocol grpc|connect-json|connect-proto,
@@ -35,8 +39,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -69,8 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = fillCmd(args, stdout, stderr)
 	case "report":
 		err = reportCmd(args, stdout, stderr)
+	case "compare":
+		err = compareCmd(args, stdout, stderr)
 	default:
-		err = usagef("unknown subcommand %q (want run, fill or report)", sub)
+		err = usagef("unknown subcommand %q (want run, fill, report or compare)", sub)
 	}
 	var ue *usageError
 	switch {
@@ -124,7 +128,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", os.Getenv("RAFTLOCK_TLS_CERT"), "client certificate to present (env RAFTLOCK_TLS_CERT)")
 	fs.StringVar(&f.tlsKey, "tls-key", os.Getenv("RAFTLOCK_TLS_KEY"), "its private key (env RAFTLOCK_TLS_KEY)")
 	fs.StringVar(&f.token, "token", os.Getenv("RAFTLOCK_TOKEN"), "bearer token (env RAFTLOCK_TOKEN)")
-	fs.BoolVar(&f.http1, "http1", false, "with --protocol connect-proto: HTTP/1.1 connections (a pool) instead of one h2c connection per node")
+	fs.BoolVar(&f.http1, "http1", false, "with --protocol connect-proto: HTTP/1.1 connections (a pool) instead of one h2c connection per node (TLS too)")
 }
 
 func envOr(name, def string) string {
@@ -144,8 +148,17 @@ func (f *clientFlags) endpointList() []string {
 	return eps
 }
 
-// newClient builds the client the flags describe.
-func (f *clientFlags) newClient() (*client.Client, error) {
+// protocolName is the wire protocol as the results name it.
+func (f *clientFlags) protocolName() string {
+	if f.http1 {
+		return f.protocol + " over HTTP/1.1"
+	}
+	return f.protocol
+}
+
+// newClient builds the client the flags describe; with a tracer, its HTTP
+// client reports to it (--trace).
+func (f *clientFlags) newClient(tr *tracer) (*client.Client, error) {
 	var p client.Protocol
 	switch f.protocol {
 	case "grpc":
@@ -157,9 +170,13 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 	default:
 		return nil, usagef("--protocol %q: want grpc, connect-json or connect-proto", f.protocol)
 	}
+	if f.http1 && p != client.ProtocolConnectProto {
+		return nil, usagef("--http1 needs --protocol connect-proto (connect-json is HTTP/1.1 already, grpc needs HTTP/2)")
+	}
 	// Retries are logged at debug level: keep them off the terminal.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	opts := []client.Option{client.WithProtocol(p), client.WithLogger(quiet)}
+	var tc *tls.Config
 	if f.tlsCA != "" {
 		pem, err := os.ReadFile(f.tlsCA)
 		if err != nil {
@@ -169,7 +186,7 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", f.tlsCA)
 		}
-		tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		if f.tlsCert != "" || f.tlsKey != "" {
 			pair, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 			if err != nil {
@@ -182,14 +199,8 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 	if f.token != "" {
 		opts = append(opts, client.WithBearerToken(f.token))
 	}
-	if f.http1 {
-		if p != client.ProtocolConnectProto || f.tlsCA != "" {
-			return nil, usagef("--http1 needs --protocol connect-proto and no TLS")
-		}
-		d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}
-		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{
-			DialContext: d.DialContext, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
-		}}))
+	if f.http1 || tr != nil {
+		opts = append(opts, client.WithHTTPClient(httpClient(p, f.http1, tc, tr)))
 	}
 	eps := f.endpointList()
 	if len(eps) == 0 {

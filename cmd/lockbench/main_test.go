@@ -4,63 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"image/png"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/raftlock/raftlock/cluster/clustertest"
+	"github.com/raftlock/raftlock/internal/loadgen"
 )
-
-// The histogram's quantiles stay within its stated precision (1/64 of the
-// value) of the exact quantiles of the recorded samples, over the whole
-// range from nanoseconds to minutes; min, max, count and mean are exact.
-func TestHistogramQuantilesWithinPrecision(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	var h histogram
-	var samples []time.Duration
-	var sum time.Duration
-	for range 100_000 {
-		// Log-uniform from 1 ns to about 100 s.
-		d := time.Duration(1 << r.IntN(37))
-		d += time.Duration(r.Int64N(int64(d)))
-		h.record(d)
-		samples = append(samples, d)
-		sum += d
-	}
-	slices.Sort(samples)
-	for _, q := range []float64{0, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 1} {
-		rank := max(int(float64(len(samples))*q+0.999999), 1)
-		want := samples[rank-1]
-		got := h.quantile(q)
-		if diff := float64(got-want) / float64(want); diff > 1.0/64 || diff < -1.0/64 {
-			t.Errorf("quantile(%v) = %v, exact %v: off by %.2f%%", q, got, want, diff*100)
-		}
-	}
-	if h.min != samples[0] || h.max != samples[len(samples)-1] || h.n != uint64(len(samples)) || h.mean() != sum/time.Duration(len(samples)) {
-		t.Errorf("min %v max %v n %d mean %v; want %v %v %d %v", h.min, h.max, h.n, h.mean(), samples[0], samples[len(samples)-1], len(samples), sum/time.Duration(len(samples)))
-	}
-	var merged histogram
-	merged.merge(&h)
-	merged.merge(&histogram{})
-	if merged.quantile(0.5) != h.quantile(0.5) || merged.n != h.n {
-		t.Error("merging into an empty histogram changed it")
-	}
-}
-
-// Every bucket's representative value falls back into the same bucket, so
-// reading a quantile never moves it to a neighbour.
-func TestHistogramBucketsRoundTrip(t *testing.T) {
-	for i := range histBuckets {
-		if got := bucketOf(uint64(bucketValue(i))); got != i {
-			t.Fatalf("bucketOf(bucketValue(%d) = %d) = %d", i, bucketValue(i), got)
-		}
-	}
-}
 
 // lockbench run against a real 3-node cluster completes pairs with no
 // errors, in both key modes, and its --json is the documented Result; the
@@ -91,7 +43,7 @@ func TestRunAndReport(t *testing.T) {
 		if res.Acquire.P50 <= 0 || res.Acquire.P50 > res.Acquire.P99 || res.Acquire.P99 > res.Acquire.Max {
 			t.Fatalf("acquire percentiles out of order: %+v", res.Acquire)
 		}
-		if len(res.AcquireCurve) != len(curvePercentiles) || res.Leader == "" {
+		if len(res.AcquireCurve) != len(loadgen.CurvePercentiles) || res.Leader == "" {
 			t.Fatalf("curve of %d points, leader %q", len(res.AcquireCurve), res.Leader)
 		}
 		if !strings.Contains(stderr.String(), "acquires/s") {
@@ -123,6 +75,80 @@ func TestRunAndReport(t *testing.T) {
 	defer f.Close()
 	if _, err := png.Decode(f); err != nil {
 		t.Fatalf("plot is not a PNG: %v", err)
+	}
+}
+
+// --trace splits every measured acquire into the client-side stages and
+// counts its HTTP requests and connections; compare puts two drivers'
+// runs of one workload side by side with ratios, refuses a workload that
+// lacks a driver, and draws a PNG; report adds the trace tables. (No
+// timing is asserted: only that the stages were seen and are consistent.)
+func TestTraceAndCompare(t *testing.T) {
+	c := clustertest.New(t, 3)
+	c.Leader()
+	eps := strings.Join(c.Addrs(), ",")
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "runs.json")
+	var all bytes.Buffer
+	for _, args := range [][]string{
+		{"--driver", "alpha", "--protocol", "grpc"},
+		{"--driver", "beta", "--protocol", "connect-proto", "--http1"},
+	} {
+		var stdout, stderr bytes.Buffer
+		argv := append([]string{"run", "--endpoints", eps, "--name", "w", "--callers", "2", "--duration", "1s", "--warmup", "0s", "--json", "--quiet", "--trace"}, args...)
+		if code := run(argv, &stdout, &stderr); code != exitOK {
+			t.Fatalf("lockbench %v: exit %d\n%s", argv, code, stderr.String())
+		}
+		var res Result
+		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Driver != args[1] || res.Trace == nil || res.Recipe == "" {
+			t.Fatalf("driver %q, trace %v, recipe %q", res.Driver, res.Trace, res.Recipe)
+		}
+		total, _ := res.Trace.Stage("total")
+		server, _ := res.Trace.Stage("server + network (to first byte)")
+		if total.Count != res.Pairs || server.Count != res.Pairs || server.P50 <= 0 || server.P50 > total.P50 {
+			t.Errorf("%s: %d pairs; total %+v; server + network %+v", res.Driver, res.Pairs, total, server)
+		}
+		if n := res.Trace.Counts["http requests"]; n < res.Pairs {
+			t.Errorf("%s: %d HTTP requests for %d acquires", res.Driver, n, res.Pairs)
+		}
+		if n := res.Trace.Counts[traceConnsUsed]; n < 1 || n > 3*2 {
+			t.Errorf("%s: %d connections used by 2 callers on 3 nodes", res.Driver, n)
+		}
+		all.Write(stdout.Bytes())
+	}
+	if err := os.WriteFile(raw, all.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	md, img := filepath.Join(dir, "compare.md"), filepath.Join(dir, "compare.png")
+	var stderr bytes.Buffer
+	if code := run([]string{"compare", "--baseline", "beta", "--drivers", "alpha beta", "--out", md, "--plot", img, raw}, &bytes.Buffer{}, &stderr); code != exitOK {
+		t.Fatalf("compare: exit %d: %s", code, stderr.String())
+	}
+	text, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## alpha against beta", "| w | alpha |", "| w | beta |", "## The drivers, exactly as run", "## Machine"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("compare report lacks %q:\n%s", want, text)
+		}
+	}
+	if f, err := os.Open(img); err != nil {
+		t.Fatal(err)
+	} else if _, err := png.Decode(f); err != nil {
+		t.Errorf("plot is not a PNG: %v", err)
+	}
+	stderr.Reset()
+	if code := run([]string{"compare", "--baseline", "beta", "--drivers", "alpha beta gamma", raw}, &bytes.Buffer{}, &stderr); code != exitError ||
+		!strings.Contains(stderr.String(), `no run of driver "gamma"`) {
+		t.Errorf("compare with a missing driver: exit %d: %s", code, stderr.String())
+	}
+	var report bytes.Buffer
+	if code := run([]string{"report", raw}, &report, &stderr); code != exitOK || !strings.Contains(report.String(), "Client-side trace") {
+		t.Errorf("report of traced runs: exit %d, no trace table:\n%s", code, report.String())
 	}
 }
 
@@ -159,6 +185,8 @@ func TestUsageErrors(t *testing.T) {
 		{"run", "--pids", "n1"},
 		{"fill", "--batch", "65"},
 		{"report"},
+		{"compare"},
+		{"run", "--http1", "--protocol", "grpc", "--endpoints", "127.0.0.1:1"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(args, &bytes.Buffer{}, &stderr); code != exitUsage {

@@ -10,12 +10,49 @@ import (
 	"strings"
 )
 
-// writePlot draws the acquire latency by percentile of each group's median
-// run, in the manner of an HDR histogram plot: the x axis counts nines
-// (0 %, 90 %, 99 %, 99.9 %, ...), the y axis is logarithmic in
-// milliseconds. Only the standard library draws it, with a 5x7 bitmap font
-// of its own.
-func writePlot(path string, groups []*group) error {
+// plotSeries is one line of a plot: a latency curve, its colour (an index
+// into the palette) and its stroke.
+type plotSeries struct {
+	name   string
+	curve  []CurvePoint
+	color  int
+	stroke stroke
+}
+
+// stroke is how a line is drawn: a pattern of pixels on and off.
+type stroke int
+
+const (
+	solid stroke = iota
+	dashed
+	dotted
+)
+
+// on reports whether the line is drawn at its step-th pixel.
+func (s stroke) on(step int) bool {
+	switch s {
+	case dashed:
+		return step%14 < 8
+	case dotted:
+		return step%6 < 2
+	}
+	return true
+}
+
+// groupSeries is a line per group: its median run's curve.
+func groupSeries(groups []*group) []plotSeries {
+	out := make([]plotSeries, len(groups))
+	for i, g := range groups {
+		out[i] = plotSeries{name: g.name, curve: g.median().AcquireCurve, color: i}
+	}
+	return out
+}
+
+// writePlot draws each series' acquire latency by percentile, in the
+// manner of an HDR histogram plot: the x axis counts nines (0 %, 90 %,
+// 99 %, 99.9 %, ...), the y axis is logarithmic in milliseconds. Only the
+// standard library draws it, with a 5x7 bitmap font of its own.
+func writePlot(path string, series []plotSeries) error {
 	const (
 		width       = 1000
 		left, right = 90, 60
@@ -24,15 +61,15 @@ func writePlot(path string, groups []*group) error {
 		maxNines    = 5.0 // 99.999 %
 	)
 	// The legend goes under the axis label, one line per workload.
-	bottom := 70 + 22*len(groups) + 10
+	bottom := 70 + 22*len(series) + 10
 	height := top + plotH + bottom
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	paint(img, img.Bounds(), color.White)
 
 	// The y range: whole decades around every point drawn.
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, g := range groups {
-		for _, p := range g.median().AcquireCurve {
+	for _, sr := range series {
+		for _, p := range sr.curve {
 			if p.Ms > 0 && p.Percentile < 100 {
 				lo, hi = math.Min(lo, p.Ms), math.Max(hi, p.Ms)
 			}
@@ -77,23 +114,28 @@ func writePlot(path string, groups []*group) error {
 		{0x1f, 0x77, 0xb4, 0xff}, {0xd6, 0x27, 0x28, 0xff}, {0x2c, 0xa0, 0x2c, 0xff}, {0xff, 0x7f, 0x0e, 0xff},
 		{0x94, 0x67, 0xbd, 0xff}, {0x8c, 0x56, 0x4b, 0xff}, {0x17, 0xbe, 0xcf, 0xff}, {0x7f, 0x7f, 0x7f, 0xff},
 	}
-	for i, g := range groups {
-		c := palette[i%len(palette)]
+	for i, sr := range series {
+		c := palette[sr.color%len(palette)]
 		var px, py int
 		first := true
-		for _, p := range g.median().AcquireCurve {
+		step := new(int)
+		for _, p := range sr.curve {
 			if p.Percentile >= 100 || p.Ms <= 0 {
 				continue
 			}
 			x, y := xOf(p.Percentile), yOf(p.Ms)
 			if !first {
-				line(img, px, py, x, y, c)
+				line(img, px, py, x, y, c, sr.stroke, step)
 			}
 			px, py, first = x, y, false
 		}
 		ly := top + plotH + 76 + i*22
-		paint(img, image.Rect(left+16, ly+4, left+40, ly+8), c)
-		drawText(img, left+48, ly, strings.ToUpper(g.name), 2, ink)
+		for x := 0; x < 24; x += 2 { // the legend's sample of the stroke
+			if sr.stroke.on(x) {
+				paint(img, image.Rect(left+16+x, ly+4, left+18+x, ly+8), c)
+			}
+		}
+		drawText(img, left+48, ly, strings.ToUpper(sr.name), 2, ink)
 	}
 
 	f, err := os.Create(path)
@@ -123,13 +165,18 @@ func vline(img *image.RGBA, x, y0, y1 int, c color.Color) {
 	paint(img, image.Rect(x, y0, x+1, y1+1), c)
 }
 
-// line draws a 2-pixel-wide line (Bresenham).
-func line(img *image.RGBA, x0, y0, x1, y1 int, c color.Color) {
+// line draws a 2-pixel-wide line (Bresenham) with a stroke, *step
+// carrying its pattern on from the last line.
+func line(img *image.RGBA, x0, y0, x1, y1 int, c color.Color, st stroke, step *int) {
 	dx, dy := abs(x1-x0), -abs(y1-y0)
 	sx, sy := sign(x1-x0), sign(y1-y0)
 	err := dx + dy
 	for {
-		paint(img, image.Rect(x0, y0, x0+2, y0+2), c)
+		on := st.on(*step)
+		*step++
+		if on {
+			paint(img, image.Rect(x0, y0, x0+2, y0+2), c)
+		}
 		if x0 == x1 && y0 == y1 {
 			return
 		}

@@ -7,12 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/raftlock/raftlock/internal/loadgen"
 )
 
 // reportCmd reads the --json results of runs (one or more JSON objects per
@@ -25,27 +28,18 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "write the Markdown here (default: stdout)")
 	plot := fs.String("plot", "", "also draw acquire latency by percentile into this PNG file")
 	command := fs.String("command", "make bench", "the command that produced the results, for the report")
+	title := fs.String("title", "raftlock benchmark results", "the report's heading")
 	notes := fs.String("notes", "", "a Markdown file whose text is appended to the report")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		return usagef("no result files given")
-	}
-	var runs []*Result
-	for _, name := range fs.Args() {
-		rs, err := readResults(name)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, rs...)
-	}
-	if len(runs) == 0 {
-		return errors.New("the files hold no results")
+	runs, err := readRunFiles(fs.Args())
+	if err != nil {
+		return err
 	}
 	groups := groupRuns(runs)
 	var sb strings.Builder
-	writeReport(&sb, groups, *command, *plot)
+	writeReport(&sb, groups, *title, *command, *plot)
 	if *notes != "" {
 		b, err := os.ReadFile(*notes)
 		if err != nil {
@@ -55,7 +49,7 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		sb.Write(b)
 	}
 	if *plot != "" {
-		if err := writePlot(*plot, groups); err != nil {
+		if err := writePlot(*plot, groupSeries(groups)); err != nil {
 			return fmt.Errorf("plot: %w", err)
 		}
 	}
@@ -64,6 +58,26 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return os.WriteFile(*out, []byte(sb.String()), 0o644)
+}
+
+// readRunFiles reads the results of every file named; none, or files
+// without results, are an error.
+func readRunFiles(names []string) ([]*Result, error) {
+	if len(names) == 0 {
+		return nil, usagef("no result files given")
+	}
+	var runs []*Result
+	for _, name := range names {
+		rs, err := readResults(name)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, rs...)
+	}
+	if len(runs) == 0 {
+		return nil, errors.New("the files hold no results")
+	}
+	return runs, nil
 }
 
 func readResults(name string) ([]*Result, error) {
@@ -124,24 +138,32 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
-// spread formats the median of f over the runs, and the range when there
-// is more than one run.
-func (g *group) spread(f func(*Result) float64, format func(float64) string) string {
+// medianOf is the median of f over the runs (the mean of the middle two
+// for an even count).
+func (g *group) medianOf(f func(*Result) float64) float64 {
 	vs := make([]float64, len(g.runs))
 	for i, r := range g.runs {
 		vs[i] = f(r)
 	}
 	slices.Sort(vs)
-	var med float64
 	if n := len(vs); n%2 == 1 {
-		med = vs[n/2]
-	} else {
-		med = (vs[n/2-1] + vs[n/2]) / 2
+		return vs[n/2]
 	}
-	if len(vs) == 1 {
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+}
+
+// spread formats the median of f over the runs, and the range when there
+// is more than one run.
+func (g *group) spread(f func(*Result) float64, format func(float64) string) string {
+	med := g.medianOf(f)
+	if len(g.runs) == 1 {
 		return format(med)
 	}
-	return fmt.Sprintf("%s (%s–%s)", format(med), format(vs[0]), format(vs[len(vs)-1]))
+	lo, hi := f(g.runs[0]), f(g.runs[0])
+	for _, r := range g.runs {
+		lo, hi = math.Min(lo, f(r)), math.Max(hi, f(r))
+	}
+	return fmt.Sprintf("%s (%s–%s)", format(med), format(lo), format(hi))
 }
 
 func fmtCount(v float64) string {
@@ -166,9 +188,9 @@ func fmtMs(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-func writeReport(w *strings.Builder, groups []*group, command, plot string) {
+func writeReport(w *strings.Builder, groups []*group, title, command, plot string) {
 	first := groups[0].runs[0]
-	fmt.Fprintf(w, "# raftlock benchmark results\n\n")
+	fmt.Fprintf(w, "# %s\n\n", title)
 	fmt.Fprintf(w, "Produced by `%s` on %s. Each workload ran %s; figures are the median of the runs, with their range in brackets.\n\n",
 		command, first.Started.Format("2006-01-02 15:04 MST"), runsSummary(groups))
 	fmt.Fprintf(w, "| workload | target | pairs/s | acquire p50 ms | acquire p90 ms | acquire p99 ms | acquire max ms | release p50 ms | CPU µs/pair: leader, follower, client | errors |\n")
@@ -190,6 +212,7 @@ func writeReport(w *strings.Builder, groups []*group, command, plot string) {
 	if plot != "" {
 		fmt.Fprintf(w, "\n![acquire latency by percentile](%s)\n", plotRef(plot))
 	}
+	writeTrace(w, groups)
 	fmt.Fprintf(w, "\n## Runs\n\n")
 	fmt.Fprintf(w, "| workload | run | started (UTC) | callers | keys | protocol | pairs/s | acquire p50/p99 ms | load avg before → after |\n")
 	fmt.Fprintf(w, "| --- | ---: | --- | ---: | --- | --- | ---: | --- | --- |\n")
@@ -267,7 +290,7 @@ func cpuCell(g *group) string {
 		var fs []float64
 		for _, c := range r.CPU {
 			switch {
-			case c.Name == "lockbench":
+			case c.Client || c.Name == "lockbench":
 				client = append(client, c.UsPerPair)
 			case strings.HasSuffix(c.Name, "(leader)"):
 				leader = append(leader, c.UsPerPair)
@@ -319,7 +342,7 @@ func machineFacts() []string {
 		facts = append(facts, "kernel: Linux "+strings.TrimSpace(string(b)))
 	}
 	facts = append(facts, "Go: "+runtime.Version())
-	if l := loadAvg(); l != nil {
+	if l := loadgen.LoadAvg(); l != nil {
 		facts = append(facts, fmt.Sprintf("load average when the report was written: %.2f %.2f %.2f", l[0], l[1], l[2]))
 	}
 	facts = append(facts, "report written "+time.Now().UTC().Format("2006-01-02 15:04 MST"))

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"fmt"
@@ -15,18 +15,21 @@ type ProcCPU struct {
 	Seconds float64 `json:"cpu_s"`
 	// UsPerPair is Seconds per completed pair, in microseconds.
 	UsPerPair float64 `json:"cpu_us_per_pair"`
+	// Client marks the load tool's own process.
+	Client bool `json:"client,omitempty"`
 }
 
-// procSet names the processes whose CPU time a run reports: "self" is
-// lockbench itself.
-type procSet []struct {
+// ProcSet names the processes whose CPU time a run reports, besides the
+// load tool's own.
+type ProcSet []struct {
 	name string
 	pid  int
 }
 
-// parsePIDs parses "n1=123,n2=456".
-func parsePIDs(s string) (procSet, error) {
-	var ps procSet
+// ParsePIDs parses "n1=123,n2=456" (name=pid, comma-separated; "" is the
+// empty set).
+func ParsePIDs(s string) (ProcSet, error) {
+	var ps ProcSet
 	if s == "" {
 		return ps, nil
 	}
@@ -34,7 +37,7 @@ func parsePIDs(s string) (procSet, error) {
 		name, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		pid, err := strconv.Atoi(v)
 		if !ok || name == "" || err != nil || pid <= 0 {
-			return nil, usagef("--pids: %q is not name=pid", part)
+			return nil, fmt.Errorf("%w: %q is not name=pid", ErrInvalidPIDs, part)
 		}
 		ps = append(ps, struct {
 			name string
@@ -44,9 +47,9 @@ func parsePIDs(s string) (procSet, error) {
 	return ps, nil
 }
 
-// cpuTimes reads each process's user+system CPU seconds (and lockbench's
-// own, last); a process that cannot be read counts -1.
-func (ps procSet) cpuTimes() []float64 {
+// cpuTimes reads each process's user+system CPU seconds (and the load
+// tool's own, last); a process that cannot be read counts -1.
+func (ps ProcSet) cpuTimes() []float64 {
 	out := make([]float64, 0, len(ps)+1)
 	for _, p := range ps {
 		out = append(out, procCPU(strconv.Itoa(p.pid)))
@@ -80,14 +83,15 @@ func procCPU(pid string) float64 {
 	return (utime + stime) / 100
 }
 
-// cpuReport turns two samples into the per-process figures.
-func (ps procSet) cpuReport(before, after []float64, pairs uint64) []ProcCPU {
+// cpuReport turns two samples into the per-process figures; self names the
+// load tool's own process.
+func (ps ProcSet) cpuReport(self string, before, after []float64, pairs uint64) []ProcCPU {
 	var out []ProcCPU
 	for i := range after {
 		if before[i] < 0 || after[i] < 0 {
 			continue
 		}
-		c := ProcCPU{Name: "lockbench", PID: os.Getpid(), Seconds: after[i] - before[i]}
+		c := ProcCPU{Name: self, PID: os.Getpid(), Seconds: after[i] - before[i], Client: i == len(ps)}
 		if i < len(ps) {
 			c.Name, c.PID = ps[i].name, ps[i].pid
 		}
@@ -97,12 +101,4 @@ func (ps procSet) cpuReport(before, after []float64, pairs uint64) []ProcCPU {
 		out = append(out, c)
 	}
 	return out
-}
-
-func fmtCPU(cs []ProcCPU) string {
-	parts := make([]string, len(cs))
-	for i, c := range cs {
-		parts[i] = fmt.Sprintf("%s %.0f µs", c.Name, c.UsPerPair)
-	}
-	return strings.Join(parts, ", ")
 }
