@@ -156,7 +156,7 @@ func (s *clusterService) TransferLeadership(ctx context.Context, req *connect.Re
 	if id := req.Msg.Id; id != "" {
 		srv, ok := s.n.member(id)
 		if !ok {
-			return nil, notFound("id: no member %q", id)
+			return nil, invalidArg("id: %q is not a member; leadership can only go to a voter", id)
 		}
 		if srv.Suffrage != raft.Voter {
 			return nil, fmt.Errorf("%w: id: member %q is not a voter; leadership can only go to a voter", ErrNotVoter, id)

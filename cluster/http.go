@@ -10,14 +10,18 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/raftlock/raftlock/api/gen/raftlock/peer/v1/peerv1connect"
 	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
@@ -50,6 +54,7 @@ func (n *Node) newHTTPServer() *http.Server {
 	if n.auth != nil {
 		apiOpts = append(slices.Clone(opts), connect.WithInterceptors(n.authInterceptor()))
 	}
+	apiOpts = append(apiOpts, connect.WithInterceptors(n.departedBeforeStart()))
 	apiOpts = append(apiOpts, unsafeOptions(n)...)
 	mux := http.NewServeMux()
 	api := func(pattern string, h http.Handler) { mux.Handle(pattern, n.checkRequest(h)) }
@@ -225,9 +230,40 @@ func (c jsonCodec) Unmarshal(b []byte, m any) error {
 		return nil
 	}
 	if field := badJSONField(b, pm); field != "" {
+		if loneSurrogate(b) {
+			return fmt.Errorf("field %q: not valid UTF-8 (it holds a lone UTF-16 surrogate escape such as \\ud800)", field)
+		}
 		return fmt.Errorf("field %q: %w", field, err)
 	}
 	return err
+}
+
+// loneSurrogate reports whether a JSON text holds a \uD800-\uDFFF escape
+// that is not half of a surrogate pair: text that is not valid UTF-8.
+func loneSurrogate(b []byte) bool {
+	s := string(b)
+	for i := 0; i+6 <= len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		if s[i+1] != 'u' {
+			i++ // an escaped character, perhaps a backslash
+			continue
+		}
+		v, err := strconv.ParseUint(s[i+2:i+6], 16, 16)
+		if err != nil || v < 0xd800 || v > 0xdfff {
+			i += 5
+			continue
+		}
+		if v <= 0xdbff && i+12 <= len(s) && s[i+6] == '\\' && s[i+7] == 'u' {
+			if w, err := strconv.ParseUint(s[i+8:i+12], 16, 16); err == nil && w >= 0xdc00 && w <= 0xdfff {
+				i += 11
+				continue
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // badJSONField finds which top-level field of a JSON object makes it fail
@@ -274,7 +310,53 @@ func (c protoCodec) Unmarshal(b []byte, m any) error {
 	if err != nil {
 		return err
 	}
-	return proto.Unmarshal(b, pm)
+	if err := proto.Unmarshal(b, pm); err != nil {
+		if field := badUTF8Field(b, pm); field != "" {
+			return fmt.Errorf("field %q: not valid UTF-8", field)
+		}
+		return err
+	}
+	return nil
+}
+
+// badUTF8Field names the first top-level string field of the binary
+// message b that is not valid UTF-8 ("keys[1]" for an element of a
+// repeated field), or "".
+func badUTF8Field(b []byte, m proto.Message) string {
+	fields := m.ProtoReflect().Descriptor().Fields()
+	seen := map[protowire.Number]int{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return ""
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		fd := fields.ByNumber(num)
+		if fd == nil || fd.Kind() != protoreflect.StringKind {
+			continue
+		}
+		i := seen[num]
+		seen[num]++
+		if !utf8.Valid(v) {
+			if fd.IsList() {
+				return fmt.Sprintf("%s[%d]", fd.Name(), i)
+			}
+			return string(fd.Name())
+		}
+	}
+	return ""
 }
 
 func asMessage(m any) (proto.Message, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"time"
 
 	"connectrpc.com/connect"
@@ -42,7 +43,7 @@ func (s *lockService) Acquire(ctx context.Context, req *connect.Request[raftlock
 	if c.Wait, err = duration("wait_timeout", m.WaitTimeout, fsm.ValidateWait); err != nil {
 		return nil, err
 	}
-	r, err := s.n.acquire(ctx, c)
+	r, err := s.n.acquire(ctx, c, m.RequestId != "")
 	if err == nil {
 		err = resultError(r)
 	}
@@ -269,12 +270,20 @@ func requestID(rid string) (string, error) {
 	return rid, nil
 }
 
+// durationLimits are the maxima of the request durations, for messages.
+var durationLimits = map[string]time.Duration{"expire": fsm.MaxExpire, "wait_timeout": fsm.MaxWait}
+
 func duration(field string, d *durationpb.Duration, check func(time.Duration) error) (time.Duration, error) {
 	if d == nil {
 		return 0, nil
 	}
 	if err := d.CheckValid(); err != nil {
 		return 0, invalidArg("%s: %v", field, err)
+	}
+	if d.Seconds > math.MaxInt64/int64(time.Second) || d.Seconds < math.MinInt64/int64(time.Second) {
+		// Beyond what a time.Duration holds (292 years): say what was sent,
+		// not the saturated value.
+		return 0, invalidArg("%s: %ds is above the maximum of %s", field, d.Seconds, durationLimits[field])
 	}
 	v := d.AsDuration()
 	if err := check(v); err != nil {

@@ -123,7 +123,7 @@ func (n *Node) pollVersions() bool {
 	}
 	o := n.leading()
 	if o == nil {
-		return true
+		return false // the leader raises it; look again soon
 	}
 	n.versions.mu.Lock()
 	n.versions.proposed = max(n.versions.proposed, target)

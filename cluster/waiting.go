@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
+
+	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
 	"github.com/raftlock/raftlock/fsm"
 )
 
@@ -43,8 +46,10 @@ import (
 
 // acquire commits an Acquire and, when the table queues it, waits for its
 // outcome. Whatever it returns other than a grant to a live caller, it
-// abandons the attempt.
-func (n *Node) acquire(ctx context.Context, c *fsm.Command) (_ *fsm.Result, err error) {
+// abandons the attempt. named says the caller chose the request id: then
+// even an Acquire that never left this node is abandoned, so the id's
+// answer is final (cancelled) for whoever asks about it later.
+func (n *Node) acquire(ctx context.Context, c *fsm.Command, named bool) (_ *fsm.Result, err error) {
 	v2 := n.clusterVersion() >= fsm.Version2
 	if v2 {
 		c.Attempt = newAttempt()
@@ -59,7 +64,7 @@ func (n *Node) acquire(ctx context.Context, c *fsm.Command) (_ *fsm.Result, err 
 	defer func() {
 		// A definite refusal (busy, timed out, cancelled) holds nothing; an
 		// error or a grant the caller is no longer there for may hold keys.
-		if sent && (err != nil || (r.Code == fsm.CodeOK && ctx.Err() != nil)) {
+		if (sent || named) && (err != nil || (r.Code == fsm.CodeOK && ctx.Err() != nil)) {
 			n.abandons.add(c, v2)
 		}
 	}()
@@ -72,6 +77,27 @@ func (n *Node) acquire(ctx context.Context, c *fsm.Command) (_ *fsm.Result, err 
 		}
 	}
 	return r, nil
+}
+
+// departedBeforeStart is the interceptor that applies the rule to an
+// Acquire whose caller was gone before its handler could run (its deadline
+// passed while connect read the request: connect then answers without
+// calling the handler): a caller-chosen request id is abandoned all the
+// same, so its answer is final (cancelled) wherever it is asked.
+func (n *Node) departedBeforeStart() connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if m, ok := req.Any().(*raftlockv1.AcquireRequest); ok && ctx.Err() != nil && m.RequestId != "" && fsm.ValidateRequestID(m.RequestId) == nil {
+				c := &fsm.Command{Op: fsm.OpAcquire, RequestID: m.RequestId, Wait: m.GetWaitTimeout().AsDuration()}
+				v2 := n.clusterVersion() >= fsm.Version2
+				if v2 {
+					c.Attempt = newAttempt()
+				}
+				n.abandons.add(c, v2)
+			}
+			return next(ctx, req)
+		}
+	}
 }
 
 // newAttempt draws an attempt id: random, never 0.

@@ -72,6 +72,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build node: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	if b := os.Getenv("RAFTLOCK_TEST_NODE_BIN"); b != "" {
+		nodeBin = b // run the process tests against another build (e.g. an older release)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
