@@ -23,7 +23,7 @@ import (
 const (
 	// VerbAcquire: Acquire, Release, ReleaseAll, Refresh, CancelAcquire.
 	VerbAcquire = "acquire"
-	// VerbRead: GetLock, ListLocks, GetRequestOutcome, Status.
+	// VerbRead: GetLock, CheckFence, ListLocks, GetRequestOutcome, Status.
 	VerbRead = "read"
 	// VerbAdmin: ForceRelease, AddMember, RemoveMember, TransferLeadership.
 	VerbAdmin = "admin"
@@ -203,6 +203,8 @@ func (n *Node) authorize(p *principal, msg any) error {
 		}
 		return n.outcomeVisible(p, m.RequestId, deny)
 	case *raftlockv1.GetLockRequest:
+		return need(VerbRead, m.Key)
+	case *raftlockv1.CheckFenceRequest:
 		return need(VerbRead, m.Key)
 	case *raftlockv1.ListLocksRequest:
 		if err := need(VerbRead); err != nil {
