@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Code, LockLostError, RaftlockError, TIMED_OUT_MESSAGE, busyMessage } from './errors.js';
 import { Transport } from './transport.js';
 import { httpsFetch, tlsAgentOptions } from './tls.js';
+import { runWithFence } from './fence.js';
 
 const LOCK = '/raftlock.v1.LockService/';
 
@@ -200,6 +201,23 @@ export class RaftlockClient {
     return msg.lock ? this.#lock(msg.lock) : null;
   }
 
+  /**
+   * Whether fencingToken is still key's current grant (linearizable: one
+   * leader-verified read, no log entry). See index.d.ts.
+   */
+  async checkFence(key, fencingToken, o = {}) {
+    const [k] = this.#toKeys([key]);
+    let t;
+    try {
+      t = BigInt(fencingToken);
+    } catch {
+      throw new RaftlockError(Code.InvalidArgument, `fencingToken: ${String(fencingToken)} is not an integer`);
+    }
+    if (t <= 0n) throw new RaftlockError(Code.InvalidArgument, 'fencingToken: required (tokens are never 0)');
+    const msg = await this.#call('CheckFence', { key: k, fencingToken: t.toString() }, { signal: o.signal });
+    return { current: msg.current === true, lock: msg.lock ? this.#lock(msg.lock) : null };
+  }
+
   /** Lists held locks under the namespace, by key prefix and/or owner. */
   async listLocks(o = {}) {
     const body = { prefix: this.namespace + (o.prefix ?? '') };
@@ -271,7 +289,9 @@ export class RaftlockClient {
       await lease.start();
       let result, failure, failed = false;
       try {
-        result = await job(lease.signal, { keys: Array.isArray(keys) ? [...keys] : [keys], ownerId, fencingToken: granted.fencingToken, locks: granted.locks });
+        const info = { keys: Array.isArray(keys) ? [...keys] : [keys], ownerId, fencingToken: granted.fencingToken, locks: granted.locks };
+        // currentFence() inside the job (and all it starts) returns info.
+        result = await runWithFence(info, () => job(lease.signal, info));
       } catch (e) {
         failed = true;
         failure = e;
