@@ -39,13 +39,14 @@ checkgenerate: generate ## Fail if regenerating changes api/gen
 # installed when missing (as root; CI is), each test starts its own server
 # on a temporary directory and a free port, and fails when it cannot.
 .PHONY: fence-pg
-fence-pg: ## A paused worker cannot oversell: the fence package on a real PostgreSQL and a 3-node cluster of processes (installs postgresql)
+fence-pg: ## A paused worker cannot oversell: fence (Go) and claimRow (JS) on a real PostgreSQL and a 3-node cluster of processes (installs postgresql)
 	@if [ -z "$$PG_BINDIR" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "fence-pg: PostgreSQL is not installed; as root: apt-get install postgresql (or set PG_BINDIR)"; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 postgresql >/dev/null; \
 	fi
 	$(GO) vet -tags pg ./fence/pgtest/
 	$(GO) test -tags pg -race -count=1 -v -timeout 10m ./fence/pgtest/
+	node --test --test-concurrency=1 --test-timeout=120000 clients/js/test-pg/*.test.js
 
 # ---- TLS: development certificates, made with the Go standard library by
 # lockctl certs (cluster/certs). Production brings its own PKI.
