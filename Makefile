@@ -35,14 +35,14 @@ checkgenerate: generate ## Fail if regenerating changes api/gen
 	@git diff --exit-code -- api/gen || (echo "api/gen is stale: run make generate and commit"; exit 1)
 	@test -z "$$(git status --porcelain -- api/gen)" || (echo "api/gen has untracked files: run make generate and commit"; git status --porcelain -- api/gen; exit 1)
 
-# ---- Fencing on a real PostgreSQL (fence/pgtest): Debian's postgresql is
-# installed when missing (as root; CI is), each test starts its own server
+# ---- Fencing on a real PostgreSQL (fence/pgtest): Debian's postgresql (and
+# sqlite3, whose shell runs the claim SQL too) is installed when missing (as root; CI is), each test starts its own server
 # on a temporary directory and a free port, and fails when it cannot.
 .PHONY: fence-pg
 fence-pg: ## A paused worker cannot oversell: fence (Go) and claimRow (JS) on a real PostgreSQL and a 3-node cluster of processes (installs postgresql)
-	@if [ -z "$$PG_BINDIR" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "fence-pg: PostgreSQL is not installed; as root: apt-get install postgresql (or set PG_BINDIR)"; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 postgresql >/dev/null; \
+	@if { [ -z "$$PG_BINDIR" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || ! command -v sqlite3 >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "fence-pg: PostgreSQL or sqlite3 is not installed; as root: apt-get install postgresql sqlite3 (or set PG_BINDIR)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 postgresql sqlite3 >/dev/null; \
 	fi
 	$(GO) vet -tags pg ./fence/pgtest/
 	$(GO) test -tags pg -race -count=1 -v -timeout 10m ./fence/pgtest/

@@ -2,7 +2,8 @@
 // PostgreSQL against a real 3-node raftlock cluster of node processes: a
 // worker paused (SIGSTOP) past its lease while others take over cannot
 // oversell, because the database refuses its late write; the same run
-// without the fence oversells.
+// without the fence oversells. It also runs the claim statement on SQLite
+// (the sqlite3 shell).
 //
 // The tests carry the build tag pg. make fence-pg installs Debian's
 // postgresql when it is missing and runs them:
