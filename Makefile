@@ -44,6 +44,19 @@ js-test: ## node --test of clients/js against real 3-node clusters: client, prov
 js-types: ## tsc (Debian's node-typescript) on clients/js's declarations and the READMEs' Medusa examples, as ESM and CommonJS consumers
 	node clients/js/test/types/check.mjs
 
+# ---- Fencing on a real PostgreSQL (fence/pgtest): Debian's postgresql (and
+# sqlite3, whose shell runs the claim SQL too) is installed when missing (as root; CI is), each test starts its own server
+# on a temporary directory and a free port, and fails when it cannot.
+.PHONY: fence-pg
+fence-pg: ## A paused worker cannot oversell: fence (Go) and claimRow (JS) on a real PostgreSQL and a 3-node cluster of processes (installs postgresql)
+	@if { [ -z "$$PG_BINDIR" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || ! command -v sqlite3 >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "fence-pg: PostgreSQL or sqlite3 is not installed; as root: apt-get install postgresql sqlite3 (or set PG_BINDIR)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 postgresql sqlite3 >/dev/null; \
+	fi
+	$(GO) vet -tags pg ./fence/pgtest/
+	$(GO) test -tags pg -race -count=1 -v -timeout 10m ./fence/pgtest/
+	node --test --test-concurrency=1 --test-timeout=120000 clients/js/test-pg/*.test.js
+
 # ---- TLS: development certificates, made with the Go standard library by
 # lockctl certs (cluster/certs). Production brings its own PKI.
 CERTS_DIR  ?= certs

@@ -22,7 +22,7 @@ import (
 const (
 	// VerbAcquire: Acquire, Release, ReleaseAll, Refresh, CancelAcquire.
 	VerbAcquire = "acquire"
-	// VerbRead: GetLock, ListLocks, GetRequestOutcome, Status.
+	// VerbRead: GetLock, CheckFence, ListLocks, GetRequestOutcome, Status.
 	VerbRead = "read"
 	// VerbAdmin: ForceRelease, AddMember, RemoveMember, TransferLeadership.
 	VerbAdmin = "admin"
@@ -194,6 +194,8 @@ func (p *principal) authorize(msg any) error {
 	case *raftlockv1.CancelAcquireRequest:
 		return need(VerbAcquire)
 	case *raftlockv1.GetLockRequest:
+		return need(VerbRead, m.Key)
+	case *raftlockv1.CheckFenceRequest:
 		return need(VerbRead, m.Key)
 	case *raftlockv1.ListLocksRequest:
 		if err := need(VerbRead); err != nil {

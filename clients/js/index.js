@@ -9,12 +9,14 @@
 
 const { RaftlockClient, DEFAULTS, EXECUTE_DEFAULTS } = require('./src/client.js');
 const { RaftlockLockingProvider, raftlockClientLoader, providerModule } = require('./src/provider.js');
+const { currentFence, claimRow, claimRowSql, withFencedRow, FencedError, NoRowError, FENCE_HEADER } = require('./src/fence.js');
 const { RaftlockError, LockLostError, Code, TIMED_OUT_MESSAGE, busyMessage } = require('./src/errors.js');
 
 Object.defineProperty(exports, '__esModule', { value: true });
 Object.assign(exports, {
   RaftlockClient, DEFAULTS, EXECUTE_DEFAULTS,
   RaftlockLockingProvider, raftlockClientLoader,
+  currentFence, claimRow, claimRowSql, withFencedRow, FencedError, NoRowError, FENCE_HEADER,
   RaftlockError, LockLostError, Code, TIMED_OUT_MESSAGE, busyMessage,
   default: providerModule,
 });

@@ -6,6 +6,7 @@ import cjs from './index.js';
 export const {
   RaftlockClient, DEFAULTS, EXECUTE_DEFAULTS,
   RaftlockLockingProvider, raftlockClientLoader,
+  currentFence, claimRow, claimRowSql, withFencedRow, FencedError, NoRowError, FENCE_HEADER,
   RaftlockError, LockLostError, Code, TIMED_OUT_MESSAGE, busyMessage,
 } = cjs;
 export default cjs.default;

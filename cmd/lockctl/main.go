@@ -22,6 +22,7 @@
 //	release [--owner O] [--fencing-token N] [--force] KEY...
 //	release-all [--owner O]
 //	get KEY
+//	check-fence KEY TOKEN                                              (exit 0: TOKEN is current; 1: it is not)
 //	list [--prefix P] [--owner O] [--limit N]
 //	status
 //	members
@@ -34,7 +35,8 @@
 //
 // Flags of a command come before its arguments. Results go to stdout,
 // errors to stderr. Exit status: 0 on success, 1 on an error (including a
-// busy key, a wait that timed out, or a release that freed nothing), 2 on
+// busy key, a wait that timed out, a release that freed nothing, or a
+// check-fence whose token is not current), 2 on
 // a usage error, and for exec the command's own exit status, or 3 when
 // the lock was lost and the command was stopped.
 package main
@@ -124,6 +126,7 @@ var commands = map[string]command{
 	"release":         {"release [--owner O] [--fencing-token N] [--force] KEY...", releaseCmd},
 	"release-all":     {"release-all [--owner O]", releaseAllCmd},
 	"get":             {"get KEY", getCmd},
+	"check-fence":     {"check-fence KEY TOKEN", checkFenceCmd},
 	"list":            {"list [--prefix P] [--owner O] [--limit N]", listCmd},
 	"status":          {"status", statusCmd},
 	"members":         {"members", membersCmd},
@@ -146,7 +149,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintln(w, "  lockctl "+commands[n].usage)
 	}
-	fmt.Fprintln(w, "exit status: 0 ok, 1 error, 2 usage, 3 lock lost during exec; exec otherwise passes the command's status through")
+	fmt.Fprintln(w, "exit status: 0 ok, 1 error (check-fence: also the token is not current), 2 usage, 3 lock lost during exec; exec otherwise passes the command's status through")
 }
 
 // run is main without the process: it returns the exit status.
@@ -449,6 +452,50 @@ func getCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		}
 		return e.print(lockOut(*li), fmt.Sprintf("%s: held by %q, fencing token %d, expires in %s, %d waiting\n",
 			li.Key, li.Owner, li.Token, expiry(*li), li.Waiters))
+	}
+}
+
+// checkFenceCmd asks whether TOKEN is still KEY's current grant. Exit 0:
+// it is; exit 1: it is not (stdout says who holds the key now), or the
+// call failed (stderr says why).
+func checkFenceCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		if len(args) != 2 {
+			return usagef("check-fence takes a KEY and a TOKEN")
+		}
+		key := args[0]
+		tk, err := strconv.ParseUint(args[1], 10, 64)
+		if err != nil || tk == 0 {
+			return usagef("TOKEN %q: want a fencing token, a positive integer", args[1])
+		}
+		st, err := e.cl.CheckFence(ctx, key, tk)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			Key     string    `json:"key"`
+			Token   uint64    `json:"token"`
+			Current bool      `json:"current"`
+			Lock    *lockJSON `json:"lock,omitempty"`
+		}{Key: key, Token: tk, Current: st.Current}
+		var human string
+		switch {
+		case st.Lock != nil:
+			lj := lockOut(*st.Lock)
+			out.Lock = &lj
+			now := fmt.Sprintf("held by %q under token %d, expires in %s", st.Lock.Owner, st.Lock.Token, expiry(*st.Lock))
+			if st.Current {
+				human = fmt.Sprintf("%s: token %d is current (%s)\n", key, tk, now)
+			} else {
+				human = fmt.Sprintf("%s: token %d is not current (%s)\n", key, tk, now)
+			}
+		default:
+			human = fmt.Sprintf("%s: token %d is not current (the key is free)\n", key, tk)
+		}
+		if !st.Current {
+			e.code = exitError
+		}
+		return e.print(out, human)
 	}
 }
 

@@ -7,6 +7,7 @@ const { Code, LockLostError, RaftlockError, TIMED_OUT_MESSAGE, busyMessage } = r
 const { Transport } = require('./transport.js');
 const { KeyOrder, Kind } = require('./order.js');
 const { httpsFetch, tlsAgentOptions } = require('./tls.js');
+const { runWithFence } = require('./fence.js');
 
 const LOCK = '/raftlock.v1.LockService/';
 
@@ -229,6 +230,23 @@ class RaftlockClient {
     return msg.lock ? this.#lock(msg.lock) : null;
   }
 
+  /**
+   * Whether fencingToken is still key's current grant (linearizable: one
+   * leader-verified read, no log entry). See index.d.ts.
+   */
+  async checkFence(key, fencingToken, o = {}) {
+    const [k] = this.#toKeys([key]);
+    let t;
+    try {
+      t = BigInt(fencingToken);
+    } catch {
+      throw new RaftlockError(Code.InvalidArgument, `fencingToken: ${String(fencingToken)} is not an integer`);
+    }
+    if (t <= 0n) throw new RaftlockError(Code.InvalidArgument, 'fencingToken: required (tokens are never 0)');
+    const msg = await this.#call('CheckFence', { key: k, fencingToken: t.toString() }, { signal: o.signal });
+    return { current: msg.current === true, lock: msg.lock ? this.#lock(msg.lock) : null };
+  }
+
   /** Lists held locks under the namespace, by key prefix and/or owner. */
   async listLocks(o = {}) {
     const body = { prefix: this.namespace + (o.prefix ?? '') };
@@ -314,7 +332,9 @@ class RaftlockClient {
       await lease.start();
       let result, failure, failed = false;
       try {
-        result = await job(lease.signal, { keys: [...listOf(keys)], ownerId, fencingToken: granted.fencingToken, locks: granted.locks });
+        const info = { keys: [...listOf(keys)], ownerId, fencingToken: granted.fencingToken, locks: granted.locks };
+        // currentFence() inside the job (and all it starts) returns info.
+        result = await runWithFence(info, () => job(lease.signal, info));
       } catch (e) {
         failed = true;
         failure = e;

@@ -198,6 +198,15 @@ export declare class RaftlockClient {
   refresh(keys: string | string[], options?: CallOptions & { ownerId?: string; expire?: number; requestId?: string }): Promise<Lock[]>;
   /** The lock on key, or null when free. Linearizable. */
   getLock(key: string, options?: CallOptions): Promise<Lock | null>;
+  /**
+   * Whether fencingToken is still key's current grant: held under exactly
+   * that token, lease not run out. lock is the key's lock now (holder,
+   * current token), null when free. Linearizable: costs one leader-verified
+   * read (a ReadIndex round), no log entry. A resource that keeps the
+   * highest token it has seen (claimRow) needs no round trip; use this
+   * where it cannot, or before an irreversible act.
+   */
+  checkFence(key: string, fencingToken: bigint | string | number, options?: CallOptions): Promise<{ current: boolean; lock: Lock | null }>;
   /** Held locks under the namespace, by key prefix and/or owner, in key order. */
   listLocks(options?: CallOptions & { prefix?: string; ownerId?: string; limit?: number; pageToken?: string }): Promise<{ locks: Lock[]; nextPageToken: string }>;
   getRequestOutcome(requestId: string, options?: CallOptions): Promise<RequestOutcome>;
@@ -212,6 +221,68 @@ export declare class RaftlockClient {
   execute<T>(keys: string | string[], job: (signal: AbortSignal, lease: Lease) => Promise<T> | T, options?: ExecuteOptions): Promise<T>;
   /** Aborts running executes' signals, frees their keys, aborts calls in flight, refuses new calls. */
   close(): Promise<void>;
+}
+
+/** "Raftlock-Fencing-Token": the HTTP header that carries a fencing token (decimal). */
+export declare const FENCE_HEADER: string;
+
+/**
+ * The lease of the innermost execute whose job runs in this async context
+ * (AsyncLocalStorage), or undefined outside any execute. For code called
+ * from a job that gets no arguments (a framework's locking module).
+ */
+export declare function currentFence(): Lease | undefined;
+
+/** Options of the row pattern: which row, which columns, which token. */
+export interface FenceRowOptions {
+  /** Table name, a plain identifier (schema.table allowed). */
+  table: string;
+  /** The column that names the row. Default "id". */
+  keyColumn?: string;
+  /** The BIGINT column that keeps the highest token that wrote the row. Default "fence_token". */
+  tokenColumn?: string;
+  /** The row's key value. */
+  key: unknown;
+  /** The caller's fencing token (execute's lease.fencingToken, or currentFence().fencingToken). */
+  token: bigint | string | number;
+  /** "$" ($1, $2: pg, postgres.js; default) or "?" (knex.raw, mysql, sqlite). */
+  placeholder?: '$' | '?';
+}
+
+/** Runs one statement on one connection; resolves to a result with rowCount (pg), affectedRows, changes or count, and for a SELECT { rows } or an array. */
+export type QueryFunction = (text: string, values: unknown[]) => Promise<any>;
+
+/** The claim statement: UPDATE t SET fence_token = $1 WHERE id = $2 AND fence_token <= $1. */
+export declare function claimRowSql(options: FenceRowOptions): { text: string; values: unknown[] };
+
+/**
+ * Claims the row for token inside the caller's transaction ("not lower":
+ * an equal token passes, so a re-entrant holder may write again). Throws
+ * FencedError when a higher token already wrote the row, NoRowError when
+ * it does not exist.
+ */
+export declare function claimRow(query: QueryFunction, options: FenceRowOptions): Promise<void>;
+
+/** BEGIN; claimRow; fn(query); COMMIT (ROLLBACK on any error). query must run everything on one connection. */
+export declare function withFencedRow<T>(query: QueryFunction, options: FenceRowOptions, fn: (query: QueryFunction) => Promise<T> | T): Promise<T>;
+
+/** A write was refused: a higher fencing token already wrote the row (code "fenced"). */
+export declare class FencedError extends Error {
+  constructor(message: string, extra?: { table?: string; key?: unknown; token?: bigint; highest?: bigint });
+  readonly code: 'fenced';
+  readonly table?: string;
+  readonly key?: unknown;
+  /** The refused token. */
+  readonly token?: bigint;
+  /** The token that wrote the row last. */
+  readonly highest?: bigint;
+}
+
+/** The row to claim does not exist. */
+export declare class NoRowError extends Error {
+  constructor(message: string, extra?: { table?: string; key?: unknown });
+  readonly table?: string;
+  readonly key?: unknown;
 }
 
 /**

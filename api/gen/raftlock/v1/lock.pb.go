@@ -814,6 +814,123 @@ func (x *ListLocksResponse) GetNextPageToken() string {
 	return ""
 }
 
+// CheckFenceRequest names a key and the fencing token a caller holds for
+// it.
+type CheckFenceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key (1 to 512 bytes of UTF-8 without NUL).
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The fencing token to check; required (tokens are never 0).
+	FencingToken  uint64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckFenceRequest) Reset() {
+	*x = CheckFenceRequest{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckFenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckFenceRequest) ProtoMessage() {}
+
+func (x *CheckFenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckFenceRequest.ProtoReflect.Descriptor instead.
+func (*CheckFenceRequest) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CheckFenceRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CheckFenceRequest) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+// CheckFenceResponse tells whether the token is still the key's current
+// grant.
+type CheckFenceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when the key is held under exactly fencing_token and its lease
+	// has not run out (in cluster time) at the moment of the read. False when
+	// the key is free, held under another token (a newer grant; or an older
+	// one if the caller's token is from the future, which is a bug), or its
+	// lease has run out and the lock is about to be freed.
+	Current bool `protobuf:"varint,1,opt,name=current,proto3" json:"current,omitempty"`
+	// The lock on the key as it is now; absent when the key is free. Its
+	// fencing_token is the current token.
+	Lock          *Lock `protobuf:"bytes,2,opt,name=lock,proto3" json:"lock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckFenceResponse) Reset() {
+	*x = CheckFenceResponse{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckFenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckFenceResponse) ProtoMessage() {}
+
+func (x *CheckFenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckFenceResponse.ProtoReflect.Descriptor instead.
+func (*CheckFenceResponse) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CheckFenceResponse) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+func (x *CheckFenceResponse) GetLock() *Lock {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
 // GetRequestOutcomeRequest names a request id.
 type GetRequestOutcomeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -825,7 +942,7 @@ type GetRequestOutcomeRequest struct {
 
 func (x *GetRequestOutcomeRequest) Reset() {
 	*x = GetRequestOutcomeRequest{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[12]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +954,7 @@ func (x *GetRequestOutcomeRequest) String() string {
 func (*GetRequestOutcomeRequest) ProtoMessage() {}
 
 func (x *GetRequestOutcomeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[12]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +967,7 @@ func (x *GetRequestOutcomeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestOutcomeRequest.ProtoReflect.Descriptor instead.
 func (*GetRequestOutcomeRequest) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{12}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRequestOutcomeRequest) GetRequestId() string {
@@ -871,7 +988,7 @@ type GetRequestOutcomeResponse struct {
 
 func (x *GetRequestOutcomeResponse) Reset() {
 	*x = GetRequestOutcomeResponse{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[13]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1000,7 @@ func (x *GetRequestOutcomeResponse) String() string {
 func (*GetRequestOutcomeResponse) ProtoMessage() {}
 
 func (x *GetRequestOutcomeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[13]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1013,7 @@ func (x *GetRequestOutcomeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestOutcomeResponse.ProtoReflect.Descriptor instead.
 func (*GetRequestOutcomeResponse) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{13}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRequestOutcomeResponse) GetOutcome() *RequestOutcome {
@@ -917,7 +1034,7 @@ type CancelAcquireRequest struct {
 
 func (x *CancelAcquireRequest) Reset() {
 	*x = CancelAcquireRequest{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[14]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1046,7 @@ func (x *CancelAcquireRequest) String() string {
 func (*CancelAcquireRequest) ProtoMessage() {}
 
 func (x *CancelAcquireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[14]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1059,7 @@ func (x *CancelAcquireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelAcquireRequest.ProtoReflect.Descriptor instead.
 func (*CancelAcquireRequest) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{14}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelAcquireRequest) GetRequestId() string {
@@ -964,7 +1081,7 @@ type CancelAcquireResponse struct {
 
 func (x *CancelAcquireResponse) Reset() {
 	*x = CancelAcquireResponse{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[15]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1093,7 @@ func (x *CancelAcquireResponse) String() string {
 func (*CancelAcquireResponse) ProtoMessage() {}
 
 func (x *CancelAcquireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[15]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1106,7 @@ func (x *CancelAcquireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelAcquireResponse.ProtoReflect.Descriptor instead.
 func (*CancelAcquireResponse) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{15}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelAcquireResponse) GetOutcome() *RequestOutcome {
@@ -1012,7 +1129,7 @@ type ForceReleaseRequest struct {
 
 func (x *ForceReleaseRequest) Reset() {
 	*x = ForceReleaseRequest{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[16]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1141,7 @@ func (x *ForceReleaseRequest) String() string {
 func (*ForceReleaseRequest) ProtoMessage() {}
 
 func (x *ForceReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[16]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1154,7 @@ func (x *ForceReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ForceReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{16}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ForceReleaseRequest) GetKeys() []string {
@@ -1065,7 +1182,7 @@ type ForceReleaseResponse struct {
 
 func (x *ForceReleaseResponse) Reset() {
 	*x = ForceReleaseResponse{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[17]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1194,7 @@ func (x *ForceReleaseResponse) String() string {
 func (*ForceReleaseResponse) ProtoMessage() {}
 
 func (x *ForceReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[17]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1207,7 @@ func (x *ForceReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ForceReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{17}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ForceReleaseResponse) GetReleasedCount() uint32 {
@@ -1120,7 +1237,7 @@ type Lock struct {
 
 func (x *Lock) Reset() {
 	*x = Lock{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[18]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1249,7 @@ func (x *Lock) String() string {
 func (*Lock) ProtoMessage() {}
 
 func (x *Lock) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[18]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1262,7 @@ func (x *Lock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lock.ProtoReflect.Descriptor instead.
 func (*Lock) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{18}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Lock) GetKey() string {
@@ -1213,7 +1330,7 @@ type RequestOutcome struct {
 
 func (x *RequestOutcome) Reset() {
 	*x = RequestOutcome{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[19]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1342,7 @@ func (x *RequestOutcome) String() string {
 func (*RequestOutcome) ProtoMessage() {}
 
 func (x *RequestOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[19]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1355,7 @@ func (x *RequestOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestOutcome.ProtoReflect.Descriptor instead.
 func (*RequestOutcome) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{19}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RequestOutcome) GetState() RequestState {
@@ -1364,7 +1481,13 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"d\n" +
 	"\x11ListLocksResponse\x12'\n" +
 	"\x05locks\x18\x01 \x03(\v2\x11.raftlock.v1.LockR\x05locks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"J\n" +
+	"\x11CheckFenceRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12#\n" +
+	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\"U\n" +
+	"\x12CheckFenceResponse\x12\x18\n" +
+	"\acurrent\x18\x01 \x01(\bR\acurrent\x12%\n" +
+	"\x04lock\x18\x02 \x01(\v2\x11.raftlock.v1.LockR\x04lock\"9\n" +
 	"\x18GetRequestOutcomeRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\"R\n" +
@@ -1406,7 +1529,7 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\x15REQUEST_STATE_PENDING\x10\x01\x12\x1b\n" +
 	"\x17REQUEST_STATE_SUCCEEDED\x10\x02\x12\x18\n" +
 	"\x14REQUEST_STATE_FAILED\x10\x03\x12\x1b\n" +
-	"\x17REQUEST_STATE_CANCELLED\x10\x042\xe0\x05\n" +
+	"\x17REQUEST_STATE_CANCELLED\x10\x042\xb4\x06\n" +
 	"\vLockService\x12D\n" +
 	"\aAcquire\x12\x1b.raftlock.v1.AcquireRequest\x1a\x1c.raftlock.v1.AcquireResponse\x12D\n" +
 	"\aRelease\x12\x1b.raftlock.v1.ReleaseRequest\x1a\x1c.raftlock.v1.ReleaseResponse\x12M\n" +
@@ -1414,7 +1537,9 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"ReleaseAll\x12\x1e.raftlock.v1.ReleaseAllRequest\x1a\x1f.raftlock.v1.ReleaseAllResponse\x12D\n" +
 	"\aRefresh\x12\x1b.raftlock.v1.RefreshRequest\x1a\x1c.raftlock.v1.RefreshResponse\x12I\n" +
 	"\aGetLock\x12\x1b.raftlock.v1.GetLockRequest\x1a\x1c.raftlock.v1.GetLockResponse\"\x03\x90\x02\x01\x12O\n" +
-	"\tListLocks\x12\x1d.raftlock.v1.ListLocksRequest\x1a\x1e.raftlock.v1.ListLocksResponse\"\x03\x90\x02\x01\x12g\n" +
+	"\tListLocks\x12\x1d.raftlock.v1.ListLocksRequest\x1a\x1e.raftlock.v1.ListLocksResponse\"\x03\x90\x02\x01\x12R\n" +
+	"\n" +
+	"CheckFence\x12\x1e.raftlock.v1.CheckFenceRequest\x1a\x1f.raftlock.v1.CheckFenceResponse\"\x03\x90\x02\x01\x12g\n" +
 	"\x11GetRequestOutcome\x12%.raftlock.v1.GetRequestOutcomeRequest\x1a&.raftlock.v1.GetRequestOutcomeResponse\"\x03\x90\x02\x01\x12V\n" +
 	"\rCancelAcquire\x12!.raftlock.v1.CancelAcquireRequest\x1a\".raftlock.v1.CancelAcquireResponse\x12S\n" +
 	"\fForceRelease\x12 .raftlock.v1.ForceReleaseRequest\x1a!.raftlock.v1.ForceReleaseResponseB\xa6\x01\n" +
@@ -1433,7 +1558,7 @@ func file_raftlock_v1_lock_proto_rawDescGZIP() []byte {
 }
 
 var file_raftlock_v1_lock_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_raftlock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_raftlock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_raftlock_v1_lock_proto_goTypes = []any{
 	(RequestState)(0),                 // 0: raftlock.v1.RequestState
 	(*AcquireRequest)(nil),            // 1: raftlock.v1.AcquireRequest
@@ -1448,51 +1573,56 @@ var file_raftlock_v1_lock_proto_goTypes = []any{
 	(*GetLockResponse)(nil),           // 10: raftlock.v1.GetLockResponse
 	(*ListLocksRequest)(nil),          // 11: raftlock.v1.ListLocksRequest
 	(*ListLocksResponse)(nil),         // 12: raftlock.v1.ListLocksResponse
-	(*GetRequestOutcomeRequest)(nil),  // 13: raftlock.v1.GetRequestOutcomeRequest
-	(*GetRequestOutcomeResponse)(nil), // 14: raftlock.v1.GetRequestOutcomeResponse
-	(*CancelAcquireRequest)(nil),      // 15: raftlock.v1.CancelAcquireRequest
-	(*CancelAcquireResponse)(nil),     // 16: raftlock.v1.CancelAcquireResponse
-	(*ForceReleaseRequest)(nil),       // 17: raftlock.v1.ForceReleaseRequest
-	(*ForceReleaseResponse)(nil),      // 18: raftlock.v1.ForceReleaseResponse
-	(*Lock)(nil),                      // 19: raftlock.v1.Lock
-	(*RequestOutcome)(nil),            // 20: raftlock.v1.RequestOutcome
-	(*durationpb.Duration)(nil),       // 21: google.protobuf.Duration
+	(*CheckFenceRequest)(nil),         // 13: raftlock.v1.CheckFenceRequest
+	(*CheckFenceResponse)(nil),        // 14: raftlock.v1.CheckFenceResponse
+	(*GetRequestOutcomeRequest)(nil),  // 15: raftlock.v1.GetRequestOutcomeRequest
+	(*GetRequestOutcomeResponse)(nil), // 16: raftlock.v1.GetRequestOutcomeResponse
+	(*CancelAcquireRequest)(nil),      // 17: raftlock.v1.CancelAcquireRequest
+	(*CancelAcquireResponse)(nil),     // 18: raftlock.v1.CancelAcquireResponse
+	(*ForceReleaseRequest)(nil),       // 19: raftlock.v1.ForceReleaseRequest
+	(*ForceReleaseResponse)(nil),      // 20: raftlock.v1.ForceReleaseResponse
+	(*Lock)(nil),                      // 21: raftlock.v1.Lock
+	(*RequestOutcome)(nil),            // 22: raftlock.v1.RequestOutcome
+	(*durationpb.Duration)(nil),       // 23: google.protobuf.Duration
 }
 var file_raftlock_v1_lock_proto_depIdxs = []int32{
-	21, // 0: raftlock.v1.AcquireRequest.expire:type_name -> google.protobuf.Duration
-	21, // 1: raftlock.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	19, // 2: raftlock.v1.AcquireResponse.locks:type_name -> raftlock.v1.Lock
-	21, // 3: raftlock.v1.RefreshRequest.expire:type_name -> google.protobuf.Duration
-	19, // 4: raftlock.v1.RefreshResponse.locks:type_name -> raftlock.v1.Lock
-	19, // 5: raftlock.v1.GetLockResponse.lock:type_name -> raftlock.v1.Lock
-	19, // 6: raftlock.v1.ListLocksResponse.locks:type_name -> raftlock.v1.Lock
-	20, // 7: raftlock.v1.GetRequestOutcomeResponse.outcome:type_name -> raftlock.v1.RequestOutcome
-	20, // 8: raftlock.v1.CancelAcquireResponse.outcome:type_name -> raftlock.v1.RequestOutcome
-	21, // 9: raftlock.v1.Lock.expires_in:type_name -> google.protobuf.Duration
-	0,  // 10: raftlock.v1.RequestOutcome.state:type_name -> raftlock.v1.RequestState
-	1,  // 11: raftlock.v1.LockService.Acquire:input_type -> raftlock.v1.AcquireRequest
-	3,  // 12: raftlock.v1.LockService.Release:input_type -> raftlock.v1.ReleaseRequest
-	5,  // 13: raftlock.v1.LockService.ReleaseAll:input_type -> raftlock.v1.ReleaseAllRequest
-	7,  // 14: raftlock.v1.LockService.Refresh:input_type -> raftlock.v1.RefreshRequest
-	9,  // 15: raftlock.v1.LockService.GetLock:input_type -> raftlock.v1.GetLockRequest
-	11, // 16: raftlock.v1.LockService.ListLocks:input_type -> raftlock.v1.ListLocksRequest
-	13, // 17: raftlock.v1.LockService.GetRequestOutcome:input_type -> raftlock.v1.GetRequestOutcomeRequest
-	15, // 18: raftlock.v1.LockService.CancelAcquire:input_type -> raftlock.v1.CancelAcquireRequest
-	17, // 19: raftlock.v1.LockService.ForceRelease:input_type -> raftlock.v1.ForceReleaseRequest
-	2,  // 20: raftlock.v1.LockService.Acquire:output_type -> raftlock.v1.AcquireResponse
-	4,  // 21: raftlock.v1.LockService.Release:output_type -> raftlock.v1.ReleaseResponse
-	6,  // 22: raftlock.v1.LockService.ReleaseAll:output_type -> raftlock.v1.ReleaseAllResponse
-	8,  // 23: raftlock.v1.LockService.Refresh:output_type -> raftlock.v1.RefreshResponse
-	10, // 24: raftlock.v1.LockService.GetLock:output_type -> raftlock.v1.GetLockResponse
-	12, // 25: raftlock.v1.LockService.ListLocks:output_type -> raftlock.v1.ListLocksResponse
-	14, // 26: raftlock.v1.LockService.GetRequestOutcome:output_type -> raftlock.v1.GetRequestOutcomeResponse
-	16, // 27: raftlock.v1.LockService.CancelAcquire:output_type -> raftlock.v1.CancelAcquireResponse
-	18, // 28: raftlock.v1.LockService.ForceRelease:output_type -> raftlock.v1.ForceReleaseResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	23, // 0: raftlock.v1.AcquireRequest.expire:type_name -> google.protobuf.Duration
+	23, // 1: raftlock.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	21, // 2: raftlock.v1.AcquireResponse.locks:type_name -> raftlock.v1.Lock
+	23, // 3: raftlock.v1.RefreshRequest.expire:type_name -> google.protobuf.Duration
+	21, // 4: raftlock.v1.RefreshResponse.locks:type_name -> raftlock.v1.Lock
+	21, // 5: raftlock.v1.GetLockResponse.lock:type_name -> raftlock.v1.Lock
+	21, // 6: raftlock.v1.ListLocksResponse.locks:type_name -> raftlock.v1.Lock
+	21, // 7: raftlock.v1.CheckFenceResponse.lock:type_name -> raftlock.v1.Lock
+	22, // 8: raftlock.v1.GetRequestOutcomeResponse.outcome:type_name -> raftlock.v1.RequestOutcome
+	22, // 9: raftlock.v1.CancelAcquireResponse.outcome:type_name -> raftlock.v1.RequestOutcome
+	23, // 10: raftlock.v1.Lock.expires_in:type_name -> google.protobuf.Duration
+	0,  // 11: raftlock.v1.RequestOutcome.state:type_name -> raftlock.v1.RequestState
+	1,  // 12: raftlock.v1.LockService.Acquire:input_type -> raftlock.v1.AcquireRequest
+	3,  // 13: raftlock.v1.LockService.Release:input_type -> raftlock.v1.ReleaseRequest
+	5,  // 14: raftlock.v1.LockService.ReleaseAll:input_type -> raftlock.v1.ReleaseAllRequest
+	7,  // 15: raftlock.v1.LockService.Refresh:input_type -> raftlock.v1.RefreshRequest
+	9,  // 16: raftlock.v1.LockService.GetLock:input_type -> raftlock.v1.GetLockRequest
+	11, // 17: raftlock.v1.LockService.ListLocks:input_type -> raftlock.v1.ListLocksRequest
+	13, // 18: raftlock.v1.LockService.CheckFence:input_type -> raftlock.v1.CheckFenceRequest
+	15, // 19: raftlock.v1.LockService.GetRequestOutcome:input_type -> raftlock.v1.GetRequestOutcomeRequest
+	17, // 20: raftlock.v1.LockService.CancelAcquire:input_type -> raftlock.v1.CancelAcquireRequest
+	19, // 21: raftlock.v1.LockService.ForceRelease:input_type -> raftlock.v1.ForceReleaseRequest
+	2,  // 22: raftlock.v1.LockService.Acquire:output_type -> raftlock.v1.AcquireResponse
+	4,  // 23: raftlock.v1.LockService.Release:output_type -> raftlock.v1.ReleaseResponse
+	6,  // 24: raftlock.v1.LockService.ReleaseAll:output_type -> raftlock.v1.ReleaseAllResponse
+	8,  // 25: raftlock.v1.LockService.Refresh:output_type -> raftlock.v1.RefreshResponse
+	10, // 26: raftlock.v1.LockService.GetLock:output_type -> raftlock.v1.GetLockResponse
+	12, // 27: raftlock.v1.LockService.ListLocks:output_type -> raftlock.v1.ListLocksResponse
+	14, // 28: raftlock.v1.LockService.CheckFence:output_type -> raftlock.v1.CheckFenceResponse
+	16, // 29: raftlock.v1.LockService.GetRequestOutcome:output_type -> raftlock.v1.GetRequestOutcomeResponse
+	18, // 30: raftlock.v1.LockService.CancelAcquire:output_type -> raftlock.v1.CancelAcquireResponse
+	20, // 31: raftlock.v1.LockService.ForceRelease:output_type -> raftlock.v1.ForceReleaseResponse
+	22, // [22:32] is the sub-list for method output_type
+	12, // [12:22] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_raftlock_v1_lock_proto_init() }
@@ -1507,7 +1637,7 @@ func file_raftlock_v1_lock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftlock_v1_lock_proto_rawDesc), len(file_raftlock_v1_lock_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

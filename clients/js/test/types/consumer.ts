@@ -2,7 +2,8 @@
 // tsc as an ES module and as a CommonJS module (check.mjs). The framework's
 // types come from the fixture in medusa-framework/ (restated, with sources).
 
-import raftlock, { LockLostError, RaftlockClient, RaftlockLockingProvider, type Lease, type RaftlockProviderOptions } from "@raftlock/locking"
+import raftlock, { LockLostError, RaftlockClient, RaftlockLockingProvider, type Lease, type RaftlockProviderOptions,
+  FENCE_HEADER, FencedError, NoRowError, claimRow, claimRowSql, currentFence, withFencedRow, type FenceRowOptions, type QueryFunction } from "@raftlock/locking"
 import type { ILockingModule, ILockingProvider, MedusaContainer, ModuleProviderExports, ModuleProviderLoaderFunction } from "@medusajs/framework/types"
 import { Modules } from "@medusajs/framework/utils"
 
@@ -36,3 +37,23 @@ export const direct: Promise<string> = new RaftlockLockingProvider(options)
 const lost = new LockLostError("Lost the lock on key \"a\"")
 export const kind: "conflict" = lost.type
 export const client = new RaftlockClient({ endpoints: "10.0.0.1:7070", ordered: true })
+
+// Fencing: checkFence, currentFence() inside a job that takes no arguments, the row pattern.
+export const fresh: Promise<boolean> = client.checkFence("prod_123", 7n).then((r) => r.current && r.lock?.fencingToken === 7n)
+export const header: string = FENCE_HEADER
+declare const query: QueryFunction
+const row: FenceRowOptions = { table: "stock", keyColumn: "sku", key: "prod_123", token: 7n }
+export const claim: { text: string; values: unknown[] } = claimRowSql({ ...row, placeholder: "?" })
+export const sold: Promise<number | undefined> = locking.execute("prod_123", async () => {
+  const fence: Lease | undefined = currentFence()
+  if (!fence) return undefined
+  await claimRow(query, { ...row, token: fence.fencingToken })
+  return withFencedRow(query, row, async (q) => (await q("UPDATE stock SET qty = qty - 1 WHERE sku = $1", ["prod_123"])).rowCount as number)
+})
+export function refused(e: unknown): bigint | undefined {
+  if (e instanceof FencedError) return e.code === "fenced" ? e.highest : undefined
+  if (e instanceof NoRowError) return undefined
+  throw e
+}
+// @ts-expect-error placeholder is "$" or "?"
+claimRowSql({ ...row, placeholder: ":" })

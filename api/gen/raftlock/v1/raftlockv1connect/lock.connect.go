@@ -49,6 +49,8 @@ const (
 	LockServiceGetLockProcedure = "/raftlock.v1.LockService/GetLock"
 	// LockServiceListLocksProcedure is the fully-qualified name of the LockService's ListLocks RPC.
 	LockServiceListLocksProcedure = "/raftlock.v1.LockService/ListLocks"
+	// LockServiceCheckFenceProcedure is the fully-qualified name of the LockService's CheckFence RPC.
+	LockServiceCheckFenceProcedure = "/raftlock.v1.LockService/CheckFence"
 	// LockServiceGetRequestOutcomeProcedure is the fully-qualified name of the LockService's
 	// GetRequestOutcome RPC.
 	LockServiceGetRequestOutcomeProcedure = "/raftlock.v1.LockService/GetRequestOutcome"
@@ -83,6 +85,19 @@ type LockServiceClient interface {
 	// ListLocks lists held locks by key prefix and/or owner, in key order.
 	// Linearizable like GetLock.
 	ListLocks(context.Context, *connect.Request[v1.ListLocksRequest]) (*connect.Response[v1.ListLocksResponse], error)
+	// CheckFence tells whether fencing_token is still the current grant of
+	// key: the key is held, under exactly that token, and its lease has not
+	// run out. It also describes the lock as it is now (holder and current
+	// token), so a resource that refuses a write can say who holds the key.
+	//
+	// Linearizable like GetLock: it costs one leader-verified read (a
+	// ReadIndex round to a quorum), no log entry. A resource that stores the
+	// highest token it has seen can check by itself without any round trip
+	// (see docs/fencing.md); CheckFence is for resources that cannot, or as a
+	// last check before an irreversible act. The answer can be stale the
+	// moment it arrives: it proves the token was current at some instant
+	// during the call, not that it still is.
+	CheckFence(context.Context, *connect.Request[v1.CheckFenceRequest]) (*connect.Response[v1.CheckFenceResponse], error)
 	// GetRequestOutcome tells what became of a request id: still waiting,
 	// granted, failed, or not remembered. A client that lost the answer to an
 	// Acquire asks here instead of acquiring again.
@@ -146,6 +161,13 @@ func NewLockServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		checkFence: connect.NewClient[v1.CheckFenceRequest, v1.CheckFenceResponse](
+			httpClient,
+			baseURL+LockServiceCheckFenceProcedure,
+			connect.WithSchema(lockServiceMethods.ByName("CheckFence")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		getRequestOutcome: connect.NewClient[v1.GetRequestOutcomeRequest, v1.GetRequestOutcomeResponse](
 			httpClient,
 			baseURL+LockServiceGetRequestOutcomeProcedure,
@@ -176,6 +198,7 @@ type lockServiceClient struct {
 	refresh           *connect.Client[v1.RefreshRequest, v1.RefreshResponse]
 	getLock           *connect.Client[v1.GetLockRequest, v1.GetLockResponse]
 	listLocks         *connect.Client[v1.ListLocksRequest, v1.ListLocksResponse]
+	checkFence        *connect.Client[v1.CheckFenceRequest, v1.CheckFenceResponse]
 	getRequestOutcome *connect.Client[v1.GetRequestOutcomeRequest, v1.GetRequestOutcomeResponse]
 	cancelAcquire     *connect.Client[v1.CancelAcquireRequest, v1.CancelAcquireResponse]
 	forceRelease      *connect.Client[v1.ForceReleaseRequest, v1.ForceReleaseResponse]
@@ -209,6 +232,11 @@ func (c *lockServiceClient) GetLock(ctx context.Context, req *connect.Request[v1
 // ListLocks calls raftlock.v1.LockService.ListLocks.
 func (c *lockServiceClient) ListLocks(ctx context.Context, req *connect.Request[v1.ListLocksRequest]) (*connect.Response[v1.ListLocksResponse], error) {
 	return c.listLocks.CallUnary(ctx, req)
+}
+
+// CheckFence calls raftlock.v1.LockService.CheckFence.
+func (c *lockServiceClient) CheckFence(ctx context.Context, req *connect.Request[v1.CheckFenceRequest]) (*connect.Response[v1.CheckFenceResponse], error) {
+	return c.checkFence.CallUnary(ctx, req)
 }
 
 // GetRequestOutcome calls raftlock.v1.LockService.GetRequestOutcome.
@@ -249,6 +277,19 @@ type LockServiceHandler interface {
 	// ListLocks lists held locks by key prefix and/or owner, in key order.
 	// Linearizable like GetLock.
 	ListLocks(context.Context, *connect.Request[v1.ListLocksRequest]) (*connect.Response[v1.ListLocksResponse], error)
+	// CheckFence tells whether fencing_token is still the current grant of
+	// key: the key is held, under exactly that token, and its lease has not
+	// run out. It also describes the lock as it is now (holder and current
+	// token), so a resource that refuses a write can say who holds the key.
+	//
+	// Linearizable like GetLock: it costs one leader-verified read (a
+	// ReadIndex round to a quorum), no log entry. A resource that stores the
+	// highest token it has seen can check by itself without any round trip
+	// (see docs/fencing.md); CheckFence is for resources that cannot, or as a
+	// last check before an irreversible act. The answer can be stale the
+	// moment it arrives: it proves the token was current at some instant
+	// during the call, not that it still is.
+	CheckFence(context.Context, *connect.Request[v1.CheckFenceRequest]) (*connect.Response[v1.CheckFenceResponse], error)
 	// GetRequestOutcome tells what became of a request id: still waiting,
 	// granted, failed, or not remembered. A client that lost the answer to an
 	// Acquire asks here instead of acquiring again.
@@ -308,6 +349,13 @@ func NewLockServiceHandler(svc LockServiceHandler, opts ...connect.HandlerOption
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	lockServiceCheckFenceHandler := connect.NewUnaryHandler(
+		LockServiceCheckFenceProcedure,
+		svc.CheckFence,
+		connect.WithSchema(lockServiceMethods.ByName("CheckFence")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	lockServiceGetRequestOutcomeHandler := connect.NewUnaryHandler(
 		LockServiceGetRequestOutcomeProcedure,
 		svc.GetRequestOutcome,
@@ -341,6 +389,8 @@ func NewLockServiceHandler(svc LockServiceHandler, opts ...connect.HandlerOption
 			lockServiceGetLockHandler.ServeHTTP(w, r)
 		case LockServiceListLocksProcedure:
 			lockServiceListLocksHandler.ServeHTTP(w, r)
+		case LockServiceCheckFenceProcedure:
+			lockServiceCheckFenceHandler.ServeHTTP(w, r)
 		case LockServiceGetRequestOutcomeProcedure:
 			lockServiceGetRequestOutcomeHandler.ServeHTTP(w, r)
 		case LockServiceCancelAcquireProcedure:
@@ -378,6 +428,10 @@ func (UnimplementedLockServiceHandler) GetLock(context.Context, *connect.Request
 
 func (UnimplementedLockServiceHandler) ListLocks(context.Context, *connect.Request[v1.ListLocksRequest]) (*connect.Response[v1.ListLocksResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.v1.LockService.ListLocks is not implemented"))
+}
+
+func (UnimplementedLockServiceHandler) CheckFence(context.Context, *connect.Request[v1.CheckFenceRequest]) (*connect.Response[v1.CheckFenceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.v1.LockService.CheckFence is not implemented"))
 }
 
 func (UnimplementedLockServiceHandler) GetRequestOutcome(context.Context, *connect.Request[v1.GetRequestOutcomeRequest]) (*connect.Response[v1.GetRequestOutcomeResponse], error) {
