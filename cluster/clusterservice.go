@@ -92,7 +92,7 @@ func (s *clusterService) AddMember(ctx context.Context, req *connect.Request[raf
 	if addr != "" {
 		return s.n.peers.clusterClient(addr).AddMember(ctx, forwarded(req))
 	}
-	if err := s.n.admitMember(m.Id, m.SupportedVersion); err != nil {
+	if err := s.n.admitMember(ctx, m.Id, m.Address, m.SupportedVersion); err != nil {
 		return nil, err
 	}
 	cf := s.n.raft.GetConfiguration()

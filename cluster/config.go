@@ -166,7 +166,7 @@ func DefaultConfig() Config {
 		LogStore:           LogStoreAuto,
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      20 * time.Millisecond,
 		MaxAppendEntries:   256,
 		SnapshotInterval:   30 * time.Second,

@@ -3,8 +3,11 @@ package cluster
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -57,7 +60,7 @@ func (n *Node) newHTTPServer() *http.Server {
 	apiOpts = append(apiOpts, connect.WithInterceptors(n.departedBeforeStart()))
 	apiOpts = append(apiOpts, unsafeOptions(n)...)
 	mux := http.NewServeMux()
-	api := func(pattern string, h http.Handler) { mux.Handle(pattern, n.checkRequest(h)) }
+	api := func(pattern string, h http.Handler) { mux.Handle(pattern, n.checkRequest(n.admit(h))) }
 	api(raftlockv1connect.NewLockServiceHandler(&lockService{n}, apiOpts...))
 	api(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, apiOpts...))
 	api(n.peersOnly(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...)))
@@ -118,19 +121,24 @@ var apiMediaTypes = []string{
 // reads anything: a Content-Type it does not speak (415 with a body naming
 // the accepted types), a GET whose base64 message does not decode
 // (invalid_argument), and a body over four times the request limit (the
-// read fails at the limit instead of draining a huge length prefix).
+// read fails at the limit; an envelope that declares more fails at once,
+// instead of connect reading what a client may never send).
 func (n *Node) checkRequest(h http.Handler) http.Handler {
 	maxBody := int64(4 * n.cfg.MaxRequestBytes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPost:
 			ct := r.Header.Get("Content-Type")
-			if mt, _, err := mime.ParseMediaType(ct); err != nil || !slices.Contains(apiMediaTypes, strings.ToLower(mt)) {
+			mt, _, err := mime.ParseMediaType(ct)
+			if err != nil || !slices.Contains(apiMediaTypes, strings.ToLower(mt)) {
 				w.Header().Set("Accept-Post", strings.Join(apiMediaTypes, ", "))
 				http.Error(w, fmt.Sprintf("unsupported Content-Type %q: use application/json or application/proto (Connect), application/grpc[+proto|+json] (gRPC) or application/grpc-web[+proto|+json] (gRPC-Web)", ct), http.StatusUnsupportedMediaType)
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			if enveloped(mt) {
+				r.Body = &envelopeGuard{body: r.Body, max: maxBody}
+			}
 		case http.MethodGet:
 			q := r.URL.Query()
 			if q.Get("base64") == "1" {
@@ -143,6 +151,59 @@ func (n *Node) checkRequest(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// enveloped reports whether a media type frames messages in envelopes (a
+// flags byte and a 4-byte length before each message): gRPC, gRPC-Web and
+// Connect streaming.
+func enveloped(mediaType string) bool {
+	mt := strings.ToLower(mediaType)
+	return strings.HasPrefix(mt, "application/grpc") || strings.HasPrefix(mt, "application/connect+")
+}
+
+// errEnvelopeTooLarge fails the read after an envelope whose declared
+// length is over the limit, so connect refuses it (resource_exhausted) at
+// once instead of reading the declared bytes, which an abusive client may
+// never send, until the read timeout.
+var errEnvelopeTooLarge = errors.New("request message: declared length is over the limit")
+
+// envelopeGuard watches the envelope headers of a request body as connect
+// reads it.
+type envelopeGuard struct {
+	body    io.ReadCloser
+	max     int64
+	header  [5]byte
+	have    int   // bytes of the current header seen
+	skip    int64 // message bytes left before the next header
+	tripped bool
+}
+
+func (g *envelopeGuard) Read(p []byte) (int, error) {
+	if g.tripped {
+		return 0, errEnvelopeTooLarge
+	}
+	n, err := g.body.Read(p)
+	for b := p[:n]; len(b) > 0; {
+		if g.skip > 0 {
+			k := min(int64(len(b)), g.skip)
+			g.skip -= k
+			b = b[k:]
+			continue
+		}
+		k := copy(g.header[g.have:], b)
+		g.have += k
+		b = b[k:]
+		if g.have == len(g.header) {
+			g.have = 0
+			g.skip = int64(binary.BigEndian.Uint32(g.header[1:]))
+			if g.skip > g.max {
+				g.tripped = true
+			}
+		}
+	}
+	return n, err
+}
+
+func (g *envelopeGuard) Close() error { return g.body.Close() }
 
 // decodeGetMessage decodes the message of a Connect GET request as
 // connect-go does: URL-safe base64, with or without padding.

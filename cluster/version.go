@@ -201,13 +201,25 @@ func (n *Node) requireVersion(feature string, v uint32) error {
 }
 
 // admitMember refuses to add a node that cannot apply the log: one whose
-// supported version (0: it did not say, a version 1 build) is below the
-// cluster version.
-func (n *Node) admitMember(id string, supported uint32) error {
+// supported version is below the cluster version. A node that joins (--join)
+// says its version; for one added by an operator (supported 0) the leader
+// asks the node itself, and a version 1 build (which cannot say) counts as
+// version 1.
+func (n *Node) admitMember(ctx context.Context, id, address string, supported uint32) error {
+	cur := n.clusterVersion()
+	if supported == 0 && cur > fsm.Version1 {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		v, err := n.peers.version(ctx, address)
+		if err != nil {
+			return &versionError{msg: fmt.Sprintf("cannot learn which log versions node %s at %s supports (the cluster is at version %d): %v; start it first, or let it join with --join", id, address, cur, err)}
+		}
+		supported = v
+	}
 	if supported == 0 {
 		supported = fsm.Version1
 	}
-	if cur := n.clusterVersion(); supported < cur {
+	if supported < cur {
 		return &versionError{msg: fmt.Sprintf("node %s supports log versions up to %d, the cluster is at version %d: upgrade its binary before it joins", id, supported, cur)}
 	}
 	return nil

@@ -72,6 +72,7 @@ func (n *Node) acquire(ctx context.Context, c *fsm.Command, named bool) (_ *fsm.
 		return nil, err
 	}
 	if r.Code == fsm.CodePending {
+		idle(ctx) // waiting costs no CPU: let another call in
 		if r, err = n.awaitOutcome(ctx, sub, c.Wait); err != nil {
 			return nil, err
 		}
@@ -169,13 +170,17 @@ const (
 
 // abandons commits the abandons of departed callers in the background.
 type abandons struct {
-	n    *Node
-	slot chan struct{} // one token per abandon in flight
-	wg   sync.WaitGroup
+	n *Node
+
+	mu       sync.Mutex
+	inFlight int           // abandons started and not finished
+	idle     chan struct{} // closed while inFlight is 0
 }
 
 func newAbandons(n *Node) *abandons {
-	return &abandons{n: n, slot: make(chan struct{}, maxAbandons)}
+	idle := make(chan struct{})
+	close(idle)
+	return &abandons{n: n, idle: idle}
 }
 
 // add abandons the attempt of c in the background. v2 says whether the
@@ -188,18 +193,30 @@ func (a *abandons) add(c *fsm.Command, v2 bool) {
 		}
 		cmd = &fsm.Command{Op: fsm.OpCancelWait, RequestID: c.RequestID}
 	}
-	select {
-	case a.slot <- struct{}{}:
-	default:
+	a.mu.Lock()
+	if a.inFlight >= maxAbandons {
+		a.mu.Unlock()
 		a.n.met.abandonsDropped.Inc()
 		a.n.log.Warn("too many abandoned acquires in flight; this one is left to its wait timeout", "request_id", c.RequestID)
 		return
 	}
-	a.wg.Add(1)
+	if a.inFlight == 0 {
+		a.idle = make(chan struct{})
+	}
+	a.inFlight++
+	a.mu.Unlock()
 	go func() {
-		defer func() { <-a.slot; a.wg.Done() }()
+		defer a.finish()
 		a.run(cmd)
 	}()
+}
+
+func (a *abandons) finish() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inFlight--; a.inFlight == 0 {
+		close(a.idle)
+	}
 }
 
 func (a *abandons) run(cmd *fsm.Command) {
@@ -245,12 +262,13 @@ func (n *Node) proposeAbandon(ctx context.Context, cmd *fsm.Command) (*fsm.Resul
 	return n.peers.propose(ctx, addr, encoded)
 }
 
-// wait waits until every abandon in flight has finished, or ctx ends.
+// wait waits until no abandon is in flight, or ctx ends.
 func (a *abandons) wait(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { a.wg.Wait(); close(done) }()
+	a.mu.Lock()
+	idle := a.idle
+	a.mu.Unlock()
 	select {
-	case <-done:
+	case <-idle:
 	case <-ctx.Done():
 	}
 }
