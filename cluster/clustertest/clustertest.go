@@ -11,7 +11,6 @@ package clustertest
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +27,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
+	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/cluster"
 	"github.com/raftlock/raftlock/cluster/certs"
 )
@@ -326,17 +326,11 @@ func (c *Cluster) ClientTLS() *tls.Config {
 	if !c.settings.tls {
 		return nil
 	}
-	pem, err := os.ReadFile(filepath.Join(c.CertDir, "ca.crt"))
+	tc, err := client.TLSFromFiles(filepath.Join(c.CertDir, "ca.crt"), filepath.Join(c.CertDir, "client.crt"), filepath.Join(c.CertDir, "client.key"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	pair, err := tls.LoadX509KeyPair(filepath.Join(c.CertDir, "client.crt"), filepath.Join(c.CertDir, "client.key"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	return tc
 }
 
 // APIClient returns the HTTP client and base URL for node i's API.
