@@ -11,6 +11,7 @@ package clustertest
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/cluster"
 	"github.com/raftlock/raftlock/cluster/certs"
+	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
 // Option changes how a cluster is started.
@@ -308,6 +310,38 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// EnsureSame fails the test unless every replica (the running nodes that
+// are members in the leader's configuration) reaches one applied index
+// with the same table hash within 20 seconds: the state machine is
+// deterministic, so replicas that applied the same entries must agree
+// (testcluster.WaitSame, the check the process harness and the fault
+// suite use too).
+func (c *Cluster) EnsureSame() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	summary, err := testcluster.WaitSame(ctx, func(context.Context) (map[string]testcluster.State, error) {
+		l := c.LeaderIndex()
+		if l < 0 {
+			return nil, errors.New("no leader")
+		}
+		out := map[string]testcluster.State{}
+		for _, m := range c.members[l].node.Status().Members {
+			for _, i := range c.Running() {
+				if c.members[i].id == m.Id {
+					index, hash := c.members[i].node.TableHash()
+					out[m.Id] = testcluster.State{Index: index, Hash: hash}
+				}
+			}
+		}
+		return out, nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Log(summary)
 }
 
 // HTTPClient returns an HTTP client that speaks h2c (HTTP/2 without TLS),
