@@ -40,13 +40,9 @@ func startCluster(t *testing.T, tlsDir string, extra ...string) *pcluster {
 	first := nextIP
 	nextIP += 3
 	ipMu.Unlock()
-	ports, err := testcluster.FreePorts(1)
+	addrs, err := testcluster.LoopbackAddrs(first, 3)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var addrs []string
-	for i := range 3 {
-		addrs = append(addrs, fmt.Sprintf("127.0.0.%d:%d", first+i, ports[0]))
 	}
 	opts := []testcluster.Option{testcluster.WithAddrs(addrs...), testcluster.WithArgs(extra...)}
 	if tlsDir != "" {

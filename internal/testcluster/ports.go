@@ -8,6 +8,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/raftlock/raftlock/client"
@@ -26,6 +27,38 @@ func FreePorts(n int) ([]int, error) {
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return ports, nil
+}
+
+// LoopbackAddrs returns n addresses 127.0.0.first, 127.0.0.first+1, …
+// at one port that was free on all of them a moment ago: nodes with an IP
+// of their own each (Linux routes all of 127/8 to lo), so a test can tell
+// or cut them apart by address.
+func LoopbackAddrs(first, n int) ([]string, error) {
+	ips := make([]string, n)
+	for i := range ips {
+		ips[i] = fmt.Sprintf("127.0.0.%d", first+i)
+	}
+	for range 50 {
+		ln, err := net.Listen("tcp", ips[0]+":0")
+		if err != nil {
+			return nil, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		addrs := []string{ln.Addr().String()}
+		for _, ip := range ips[1:] {
+			l2, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				break
+			}
+			l2.Close()
+			addrs = append(addrs, l2.Addr().String())
+		}
+		ln.Close()
+		if len(addrs) == n {
+			return addrs, nil
+		}
+	}
+	return nil, fmt.Errorf("no port free on all of %v", ips)
 }
 
 // ClientTLS is the client side of a directory made by cluster/certs.DevSet
