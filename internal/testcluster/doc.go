@@ -15,7 +15,7 @@
 //		if err := c.Kill(leader); err != nil {
 //			t.Fatal(err)
 //		}
-//		c.WaitFor("a new leader", func() bool { l, err := c.AgreedLeader(t.Context()); return err == nil && l != leader })
+//		c.WaitFor("a new leader", func() bool { l, err := c.FindLeader(t.Context()); return err == nil && l != leader })
 //		c.EnsureSame()                 // every replica's table hash, at one index
 //	}
 //
