@@ -36,8 +36,8 @@ func acquire(t *testing.T, c *testcluster.Cluster, i int, key, owner string) uin
 // The lifecycle a test relies on: an agreed leader; SIGKILL of the leader
 // and a new one among the others; a restart on the same address and data
 // with another binary (a wrapper script standing for an older build);
-// SIGSTOP of a follower, which falls silent while the leader stays, and
-// SIGCONT; a graceful stop that exits 0; a wiped node that comes back
+// SIGSTOP of a follower, which falls silent while the others still take
+// writes, and SIGCONT; a graceful stop that exits 0; a wiped node that comes back
 // empty and catches up; and every replica at one index with one hash at
 // the end.
 func TestLifecycle(t *testing.T) {
@@ -51,8 +51,7 @@ func TestLifecycle(t *testing.T) {
 	if err := c.Kill(leader); !errors.Is(err, testcluster.ErrNotRunning) {
 		t.Fatalf("second kill: %v, want ErrNotRunning", err)
 	}
-	next := c.Leader()
-	if next == leader || slices.Contains(c.RunningNodes(), leader) {
+	if next := c.Leader(); next == leader || slices.Contains(c.RunningNodes(), leader) {
 		t.Fatalf("leader %s after killing %s; running %v", c.ID(next), c.ID(leader), c.RunningNodes())
 	}
 
@@ -86,9 +85,8 @@ func TestLifecycle(t *testing.T) {
 		_, err := c.Status(ctx, follower)
 		return err != nil
 	})
-	if l := c.Leader(); l != next {
-		t.Fatalf("leader %s while a follower is paused, want %s", c.ID(l), c.ID(next))
-	}
+	// The two others still make a majority: a write goes through.
+	acquire(t, c, c.Leader(), "k-paused", "c")
 	if err := c.Resume(follower); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +107,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	c.WaitFor("the wiped node to catch up", func() bool {
 		st, err := c.Status(t.Context(), victim)
-		return err == nil && st.Ready && st.Locks == 1
+		return err == nil && st.Ready && st.Locks == 2
 	})
 	if got := acquire(t, c, victim, "k2", "b"); got <= tok {
 		t.Fatalf("token after the faults = %d, want > %d", got, tok)
