@@ -2,6 +2,9 @@
 GO      ?= go
 BIN     ?= bin
 BUF     := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Every build tag of the tree: go vet and staticcheck see all the code.
+TAGS    := chaos,docker,pg
 
 .DEFAULT_GOAL := help
 
@@ -17,10 +20,33 @@ build: ## Build the binaries into ./bin (static, CGO_ENABLED=0)
 test: ## Run the tests with the race detector (the README's test command)
 	$(GO) test -race ./...
 
+.PHONY: toolchain
+toolchain: ## CI's first step: print the tools' versions; install iptables (as root) when missing
+	$(GO) version
+	node --version
+	docker version --format 'docker {{.Server.Version}}'
+	@if ! command -v iptables >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "toolchain: iptables is not installed; as root: apt-get install iptables"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 iptables >/dev/null; \
+	fi
+	iptables --version
+
 .PHONY: lint
-lint: ## gofmt (fails on any unformatted file) and go vet
+lint: ## gofmt, go vet (with and without the build tags chaos, docker, pg), staticcheck (pinned, both ways) and buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags $(TAGS) ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags $(TAGS) ./...
+	cd api && $(BUF) lint
+
+.PHONY: api-examples
+api-examples: ## Every example of api/README.md against a live node (bash api/examples.sh)
+	bash api/examples.sh
+
+.PHONY: python-example
+python-example: ## clients/python/example.py against a live node
+	bash clients/python/run_example.sh
 
 .PHONY: fuzz
 fuzz: ## Fuzz the fsm decoders for 60s
@@ -41,7 +67,11 @@ js-test: ## node --test of clients/js against real 3-node clusters: client, prov
 	node --test --test-concurrency=1 --test-timeout=300000 clients/js/test/*.test.js
 
 .PHONY: js-types
-js-types: ## tsc (Debian's node-typescript) on clients/js's declarations and the READMEs' Medusa examples, as ESM and CommonJS consumers
+js-types: ## tsc (Debian's node-typescript, installed as root when missing) on clients/js's declarations and the READMEs' Medusa examples, as ESM and CommonJS consumers
+	@if ! command -v tsc >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "js-types: tsc is not installed; as root: apt-get install node-typescript"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 node-typescript >/dev/null; \
+	fi
 	node clients/js/test/types/check.mjs
 
 # ---- Fencing on a real PostgreSQL (fence/pgtest): Debian's postgresql (and
@@ -145,6 +175,7 @@ docker-down: ## Stop the 3-node cluster (plain or TLS) and delete its containers
 
 .PHONY: docker-test
 docker-test: ## Run the Docker suite, plain and TLS (builds the image, runs clusters beside yours, cleans up)
+	$(GO) vet -tags docker ./docker/...
 	$(GO) test -tags docker -count=1 -v -timeout 20m ./docker/...
 
 # ---- The fault-injection suite (jepsen-style-tests/README.md).
@@ -159,6 +190,10 @@ chaos: ## Fault-injection suite on real processes (CHAOS_DURATION, CHAOS_SEED, C
 .PHONY: chaos-ci
 chaos-ci: ## The CI profile: every nemesis in turn for 5 minutes, then the broken-build check
 	CHAOS_PROFILE=ci CHAOS_DURATION=5m $(GO) test -tags chaos -run 'TestChaos$$|TestSuiteCatchesBrokenBuild' -v -count=1 -timeout 30m ./jepsen-style-tests/
+
+.PHONY: chaos-docker-ci
+chaos-docker-ci: ## The CI profile against the compose cluster: every container fault in turn for 90 s
+	$(MAKE) chaos-docker CHAOS_PROFILE=ci CHAOS_DURATION=90s
 
 .PHONY: chaos-docker
 chaos-docker: ## Fault-injection suite against the compose cluster (docker kill/pause/network disconnect, iptables in containers)

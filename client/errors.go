@@ -19,6 +19,7 @@ var (
 	ErrLockHeld = errors.New("lock held by another owner")
 	// ErrWaitTimeout: the Acquire waited for its whole wait timeout without
 	// being granted and holds nothing. Its text is fixed by the API.
+	//lint:ignore ST1005 the text is the API's wait-timeout message (DESIGN.md section 2), which callers match on
 	ErrWaitTimeout = errors.New("Timed-out acquiring lock.")
 	// ErrLockLost: a lock can no longer be guaranteed. Its conservative
 	// deadline passed without a successful refresh, or a refresh found it

@@ -414,9 +414,8 @@ func TestPartitionClosesDoneBeforeServerExpiry(t *testing.T) {
 	}
 	started := make(chan struct{})
 	type seen struct {
-		cause     error
-		rivalErr  error
-		lockState error
+		cause    error
+		rivalErr error
 	}
 	inFn := make(chan seen, 1)
 	execErr := make(chan error, 1)

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,46 +14,30 @@ import (
 	"connectrpc.com/connect"
 
 	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
+	"github.com/raftlock/raftlock/cluster/tokens"
 	"github.com/raftlock/raftlock/fsm"
 )
 
-// Verbs a token may be allowed.
+// Verbs a token may be allowed (package tokens defines them).
 const (
 	// VerbAcquire: Acquire, Release, ReleaseAll, Refresh, CancelAcquire.
-	VerbAcquire = "acquire"
+	VerbAcquire = tokens.VerbAcquire
 	// VerbRead: GetLock, CheckFence, ListLocks, GetRequestOutcome, Status.
-	VerbRead = "read"
+	VerbRead = tokens.VerbRead
 	// VerbAdmin: ForceRelease, AddMember, RemoveMember, TransferLeadership.
-	VerbAdmin = "admin"
+	VerbAdmin = tokens.VerbAdmin
 )
 
-// TokenFile is the format of --auth-tokens: tokens are stored only as the
-// hex SHA-256 of the secret.
-//
-//	{"tokens": [
-//	  {"name": "tenant-a", "sha256": "9f86d0...", "prefixes": ["tenant-a/"], "verbs": ["acquire", "read"]},
-//	  {"name": "ops", "sha256": "60303a...", "verbs": ["acquire", "read", "admin"]}
-//	]}
-//
-// A token without prefixes may touch every key.
-type TokenFile struct {
-	Tokens []Token `json:"tokens"`
-}
+// TokenFile is the format of --auth-tokens, defined in package tokens so
+// that tools can write it without linking the server.
+type TokenFile = tokens.File
 
 // Token is one entry of a TokenFile.
-type Token struct {
-	Name     string   `json:"name"`
-	SHA256   string   `json:"sha256"`
-	Prefixes []string `json:"prefixes,omitempty"`
-	Verbs    []string `json:"verbs"`
-}
+type Token = tokens.Token
 
 // HashToken returns the hex SHA-256 of a secret token, as a TokenFile
 // stores it.
-func HashToken(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
+func HashToken(secret string) string { return tokens.Hash(secret) }
 
 // principal is who is calling.
 type principal struct {

@@ -1,8 +1,6 @@
 package cluster_test
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -65,6 +63,7 @@ func TestClusterServiceThroughAnyNode(t *testing.T) {
 	wantCode(t, err, connect.CodeNotFound)
 	// The shrunken cluster still grants locks.
 	mustAcquire(t, ctx, c.LockClient(other), "alice", "after-membership-changes")
+	c.EnsureSame()
 }
 
 // Killing the leader hard elects a new one; every lock survives with its
@@ -98,6 +97,7 @@ func TestKillLeaderKeepsLocks(t *testing.T) {
 	if got := mustAcquire(t, ctx, nc, "next", "a").FencingToken; got <= tokens["a"] {
 		t.Fatalf("token after failover = %d, want > %d", got, tokens["a"])
 	}
+	c.EnsureSame()
 }
 
 // A waiter queued while the leader dies ends with its grant, or with a
@@ -149,6 +149,7 @@ func TestWaiterSurvivesLeaderDeath(t *testing.T) {
 	} else if l != nil {
 		t.Fatalf("outcome %s but the lock is held: %+v", out.Msg.Outcome.State, l)
 	}
+	c.EnsureSame()
 }
 
 // All three nodes restart from their own disks: locks, queues and tokens
@@ -195,6 +196,7 @@ func TestFullRestartFromDisk(t *testing.T) {
 	if l := getLock(t, ctx, lc, "held"); l.GetOwnerId() != "bob" || l.FencingToken <= held.FencingToken {
 		t.Fatalf("after hand-off: %+v", l)
 	}
+	c.EnsureSame()
 }
 
 // Locks expire by their deadline and never earlier, also when leadership
@@ -234,14 +236,8 @@ func TestExpiryAcrossLeaderChange(t *testing.T) {
 	if _, err := acquire(ctx, nc, "bob", 0, 0, "ttl"); err != nil {
 		t.Fatalf("acquire after expiry: %v", err)
 	}
+	c.EnsureSame()
 }
-
-func isUnavailable(err error) bool {
-	return err != nil && connect.CodeOf(err) == connect.CodeUnavailable
-}
-
-var _ = errors.Is
-var _ = context.Background
 
 // A leader that is the only voter cannot hand leadership over: the caller
 // is told so (failed_precondition), not shown an internal error.
@@ -284,4 +280,5 @@ func TestTransferLeadershipIfLeaderID(t *testing.T) {
 		t.Fatalf("answer = %+v, want a new leader", tr.Msg)
 	}
 	c.WaitFor("a new leader to take office", func() bool { l := c.LeaderIndex(); return l >= 0 && l != leader })
+	c.EnsureSame()
 }

@@ -85,4 +85,5 @@ func testSnapshotsUnderLoadAndCatchUp(t *testing.T, store string) {
 	if l.GetOwnerId() != "load" {
 		t.Fatalf("w0-0 on the re-added node = %+v", l)
 	}
+	c.EnsureSame()
 }

@@ -2,12 +2,10 @@ package cluster_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"github.com/raftlock/raftlock/api/gen/raftlock/peer/v1/peerv1connect"
 	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
 	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
+	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/cluster"
 	"github.com/raftlock/raftlock/cluster/certs"
 	"github.com/raftlock/raftlock/cluster/clustertest"
@@ -45,12 +44,11 @@ func TestTLSCluster(t *testing.T) {
 func TestTLSClientAuthNoneStillForwards(t *testing.T) {
 	c := clustertest.New(t, 3, clustertest.WithTLS(), clustertest.WithConfig(func(cfg *cluster.Config) { cfg.TLS.ClientAuth = "none" }))
 	ctx := ctxT(t)
-	pool := x509.NewCertPool()
-	pem, err := os.ReadFile(filepath.Join(c.CertDir, "ca.crt"))
-	if err != nil || !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("ca.crt: %v", err)
+	trust, err := client.TLSFromFiles(filepath.Join(c.CertDir, "ca.crt"), "", "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: trust}}
 	for _, i := range c.Followers() {
 		lc := raftlockv1connect.NewLockServiceClient(noCert, "https://"+c.Addr(i), connect.WithProtoJSON())
 		mustAcquire(t, ctx, lc, "alice", "none-"+c.ID(i))
@@ -161,14 +159,11 @@ func TestTLSForeignNodeCannotJoin(t *testing.T) {
 	mustAcquire(t, ctx, c.LockClient(leader), "alice", "after-intruder")
 
 	// The foreign CA's client certificate is refused at the handshake.
-	pem, _ := os.ReadFile(filepath.Join(c.CertDir, "ca.crt"))
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	pair, err := tls.LoadX509KeyPair(filepath.Join(foreign, "client.crt"), filepath.Join(foreign, "client.key"))
+	foreignCert, err := client.TLSFromFiles(filepath.Join(c.CertDir, "ca.crt"), filepath.Join(foreign, "client.crt"), filepath.Join(foreign, "client.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: foreignCert}}
 	cl := raftlockv1connect.NewLockServiceClient(hc, "https://"+c.Addr(leader), connect.WithGRPC())
 	_, err = cl.GetLock(ctx, connect.NewRequest(&raftlockv1.GetLockRequest{Key: "x"}))
 	if err == nil {

@@ -26,8 +26,8 @@ import (
 
 	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/cluster/certs"
+	"github.com/raftlock/raftlock/internal/testcluster"
 	"github.com/raftlock/raftlock/jepsen-style-tests/nemesis"
-	"github.com/raftlock/raftlock/jepsen-style-tests/procs"
 	"github.com/raftlock/raftlock/jepsen-style-tests/runner"
 	"github.com/raftlock/raftlock/jepsen-style-tests/workload"
 )
@@ -165,11 +165,11 @@ func run(t *testing.T, out string, nodes int, extra []string, opts runner.Option
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Duration+10*time.Minute)
 	defer cancel()
-	bin, err := procs.Build(ctx, moduleRoot(t), t.TempDir())
+	bin, err := testcluster.Build(ctx, moduleRoot(t), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcfg := procs.Config{Binary: bin, Nodes: nodes, Dir: filepath.Join(out, "nodes"), ExtraArgs: extra}
+	pcfg := runner.ProcessConfig{Binary: bin, Nodes: nodes, Dir: filepath.Join(out, "nodes"), ExtraArgs: extra}
 	if env("CHAOS_TLS", "1") == "1" {
 		pcfg.TLSDir = filepath.Join(out, "certs")
 		hosts := []string{"localhost"}
@@ -179,7 +179,7 @@ func run(t *testing.T, out string, nodes int, extra []string, opts runner.Option
 		if err := certs.DevSet(pcfg.TLSDir, hosts, 24*time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		tc, err := procs.ClientTLS(pcfg.TLSDir)
+		tc, err := testcluster.ClientTLS(pcfg.TLSDir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,7 @@ package clustertest
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,8 +28,10 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
+	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/cluster"
 	"github.com/raftlock/raftlock/cluster/certs"
+	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
 // Option changes how a cluster is started.
@@ -310,6 +312,38 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// EnsureSame fails the test unless every replica (the running nodes that
+// are members in the leader's configuration) reaches one applied index
+// with the same table hash within 20 seconds: the state machine is
+// deterministic, so replicas that applied the same entries must agree
+// (testcluster.WaitSame, the check the process harness and the fault
+// suite use too).
+func (c *Cluster) EnsureSame() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	summary, err := testcluster.WaitSame(ctx, func(context.Context) (map[string]testcluster.State, error) {
+		l := c.LeaderIndex()
+		if l < 0 {
+			return nil, errors.New("no leader")
+		}
+		out := map[string]testcluster.State{}
+		for _, m := range c.members[l].node.Status().Members {
+			for _, i := range c.Running() {
+				if c.members[i].id == m.Id {
+					index, hash := c.members[i].node.TableHash()
+					out[m.Id] = testcluster.State{Index: index, Hash: hash}
+				}
+			}
+		}
+		return out, nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Log(summary)
+}
+
 // HTTPClient returns an HTTP client that speaks h2c (HTTP/2 without TLS),
 // for API clients in tests. (With HTTP/1.1 enabled too, Go's transport would
 // pick HTTP/1.1 for http:// URLs.)
@@ -326,17 +360,11 @@ func (c *Cluster) ClientTLS() *tls.Config {
 	if !c.settings.tls {
 		return nil
 	}
-	pem, err := os.ReadFile(filepath.Join(c.CertDir, "ca.crt"))
+	tc, err := client.TLSFromFiles(filepath.Join(c.CertDir, "ca.crt"), filepath.Join(c.CertDir, "client.crt"), filepath.Join(c.CertDir, "client.key"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	pair, err := tls.LoadX509KeyPair(filepath.Join(c.CertDir, "client.crt"), filepath.Join(c.CertDir, "client.key"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	return tc
 }
 
 // APIClient returns the HTTP client and base URL for node i's API.

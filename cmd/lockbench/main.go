@@ -33,7 +33,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -178,21 +177,9 @@ func (f *clientFlags) newClient(tr *tracer) (*client.Client, error) {
 	opts := []client.Option{client.WithProtocol(p), client.WithLogger(quiet)}
 	var tc *tls.Config
 	if f.tlsCA != "" {
-		pem, err := os.ReadFile(f.tlsCA)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", f.tlsCA)
-		}
-		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		if f.tlsCert != "" || f.tlsKey != "" {
-			pair, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-			if err != nil {
-				return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{pair}
+		var err error
+		if tc, err = client.TLSFromFiles(f.tlsCA, f.tlsCert, f.tlsKey); err != nil {
+			return nil, fmt.Errorf("--tls-ca, --tls-cert, --tls-key: %w", err)
 		}
 		opts = append(opts, client.WithTLS(tc))
 	}

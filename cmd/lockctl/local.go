@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/cluster/certs"
+	"github.com/raftlock/raftlock/cluster/tokens"
 )
 
 // localCommands run without talking to a cluster. Their flag functions
@@ -83,16 +81,11 @@ func runToken(e *env, args []string) error {
 	if localFlags.name == "" {
 		return usagef("--name is required")
 	}
-	var b [24]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	secret, err := tokens.NewSecret()
+	if err != nil {
 		return err
 	}
-	secret := "rl_" + hex.EncodeToString(b[:])
-	sum := sha256.Sum256([]byte(secret))
-	entry := map[string]any{"name": localFlags.name, "sha256": hex.EncodeToString(sum[:]), "verbs": strings.Split(localFlags.verbs, ",")}
-	if len(localFlags.prefixes) > 0 {
-		entry["prefixes"] = []string(localFlags.prefixes)
-	}
+	entry := tokens.Token{Name: localFlags.name, SHA256: tokens.Hash(secret), Prefixes: localFlags.prefixes, Verbs: strings.Split(localFlags.verbs, ",")}
 	line, err := json.Marshal(entry)
 	if err != nil {
 		return err

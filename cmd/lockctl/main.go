@@ -43,8 +43,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -254,9 +252,9 @@ func newClient(g *globals) (*client.Client, error) {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	opts := []client.Option{client.WithProtocol(p), client.WithLogger(quiet)}
 	if g.tlsCA != "" {
-		tc, err := clientTLS(g.tlsCA, g.tlsCert, g.tlsKey)
+		tc, err := client.TLSFromFiles(g.tlsCA, g.tlsCert, g.tlsKey)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--tls-ca, --tls-cert, --tls-key: %w", err)
 		}
 		opts = append(opts, client.WithTLS(tc))
 	}
@@ -267,27 +265,6 @@ func newClient(g *globals) (*client.Client, error) {
 		opts = append(opts, client.WithBearerToken(g.token))
 	}
 	return client.New(eps, opts...)
-}
-
-// clientTLS trusts caFile and presents certFile/keyFile if given.
-func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", caFile)
-	}
-	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	if certFile != "" || keyFile != "" {
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc, nil
 }
 
 // print writes v as JSON with --json, else the human text.

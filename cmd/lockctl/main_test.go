@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +19,10 @@ import (
 // buildLockctl builds the real binary into a temporary directory.
 func buildLockctl(t *testing.T) string {
 	t.Helper()
+	// go test puts its own GOROOT/bin first on the PATH of the tests.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("the go command: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "lockctl")
 	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()

@@ -4,7 +4,6 @@ package main
 // callers that give up, stalled handshakes, narrow tokens, floods.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,13 +11,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/raftlock/raftlock/jepsen-style-tests/procs"
+	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
 // firstIP hands each process cluster of this file its own 127.0.0.x range.
@@ -29,7 +27,7 @@ var (
 
 type pcluster struct {
 	t      *testing.T
-	c      *procs.Cluster
+	c      *testcluster.Cluster
 	scheme string
 	hc     *http.Client
 }
@@ -42,36 +40,26 @@ func startCluster(t *testing.T, tlsDir string, extra ...string) *pcluster {
 	first := nextIP
 	nextIP += 3
 	ipMu.Unlock()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	p, _ := strconv.Atoi(port)
-	dir := t.TempDir()
-	c := procs.New(procs.Config{Binary: nodeBin, Nodes: 3, Dir: dir, FirstIP: first, Port: p, ExtraArgs: extra, TLSDir: tlsDir})
-	if err := c.Start(); err != nil {
+	addrs, err := testcluster.LoopbackAddrs(first, 3)
+	if err != nil {
 		t.Fatal(err)
 	}
+	opts := []testcluster.Option{testcluster.WithAddrs(addrs...), testcluster.WithArgs(extra...)}
+	if tlsDir != "" {
+		opts = append(opts, testcluster.WithTLSDir(tlsDir))
+	}
+	c := testcluster.New(t, 3, opts...)
 	pc := &pcluster{t: t, c: c, scheme: "http", hc: &http.Client{Timeout: 10 * time.Second}}
 	if tlsDir != "" {
-		tc, err := procs.ClientTLS(tlsDir)
+		tc, err := testcluster.ClientTLS(tlsDir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pc.scheme, pc.hc.Transport = "https", &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 64}
 	}
-	t.Cleanup(func() {
-		c.Stop()
-		if t.Failed() && os.Getenv("KEEP_LOGS") != "" {
-			_ = os.CopyFS(os.Getenv("KEEP_LOGS"), os.DirFS(dir))
-		}
-		if t.Failed() {
-			for _, n := range c.Nodes {
-				b, _ := os.ReadFile(n.Log)
-				t.Logf("log of %s (last 4 KiB):\n%s", n.ID, tail(b, 4096))
-			}
-		}
-	})
 	pc.waitLeader()
-	waitFor(t, 30*time.Second, "cluster version 2 on every node", func() bool {
-		if os.Getenv("RAFTLOCK_TEST_NODE_BIN") != "" {
+	testcluster.WaitFor(t, 30*time.Second, "cluster version 2 on every node", func() bool {
+		if os.Getenv(testcluster.BinaryEnv) != "" {
 			return true // an older build has no cluster version
 		}
 		for i := range 3 {
@@ -85,30 +73,12 @@ func startCluster(t *testing.T, tlsDir string, extra ...string) *pcluster {
 	return pc
 }
 
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
 func (pc *pcluster) waitLeader() int {
 	pc.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	l, err := pc.c.WaitLeader(ctx)
-	if err != nil {
-		pc.t.Fatal(err)
-	}
-	return l
+	return pc.c.Leader()
 }
 
-func (pc *pcluster) follower() int {
-	l := pc.waitLeader()
-	return (l + 1) % 3
-}
-
-func (pc *pcluster) addr(i int) string { return pc.c.Nodes[i].Addr }
+func (pc *pcluster) addr(i int) string { return pc.c.Addr(i) }
 
 // reply is a Connect JSON answer: the status and the decoded body.
 type reply struct {
@@ -117,8 +87,6 @@ type reply struct {
 	raw    string
 	err    error
 }
-
-func (r reply) code() string { s, _ := r.body["code"].(string); return s }
 
 // post sends a Connect JSON call to node i with optional headers.
 func (pc *pcluster) post(i int, method, body string, header ...string) reply {

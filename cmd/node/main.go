@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/cluster"
 )
 
@@ -214,35 +215,25 @@ func healthcheck(args []string) int {
 // The node is reached by its local address, which need not be in its
 // certificate, so only the chain is verified, not the name.
 func healthTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	pem, err := os.ReadFile(caFile)
+	if certFile == "" {
+		keyFile = "" // a key alone is not presented
+	}
+	tc, err := client.TLSFromFiles(caFile, certFile, keyFile)
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s: no certificate", caFile)
-	}
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return fmt.Errorf("no server certificate")
-			}
-			leaf, err := x509.ParseCertificate(raw[0])
-			if err != nil {
-				return err
-			}
-			_, err = leaf.Verify(x509.VerifyOptions{Roots: pool})
-			return err
-		},
-	}
-	if certFile != "" {
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, err
+	roots := tc.RootCAs
+	tc.RootCAs, tc.InsecureSkipVerify = nil, true
+	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return fmt.Errorf("no server certificate")
 		}
-		tc.Certificates = []tls.Certificate{pair}
+		leaf, err := x509.ParseCertificate(raw[0])
+		if err != nil {
+			return err
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: roots})
+		return err
 	}
 	return tc, nil
 }

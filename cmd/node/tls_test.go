@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlock/raftlock/cluster"
-	"github.com/raftlock/raftlock/cluster/certs"
+	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/cluster/tokens"
+	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
 // The security flags reach the node from the environment, the way the
@@ -25,49 +22,22 @@ import (
 // over https, a call without a token is refused as unauthenticated, a
 // token works within its prefix and is refused outside it.
 func TestTLSAndTokensFromEnvironment(t *testing.T) {
-	dir := t.TempDir()
-	if err := certs.DevSet(dir, []string{"127.0.0.1"}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
 	const secret = "node-test-secret"
-	tokens := fmt.Sprintf(`{"tokens":[{"name":"app","sha256":%q,"prefixes":["app/"],"verbs":["acquire","read"]}]}`, cluster.HashToken(secret))
-	if err := os.WriteFile(filepath.Join(dir, "tokens.json"), []byte(tokens), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{
-		"RAFTLOCK_TLS_CERT=" + filepath.Join(dir, "node.crt"),
-		"RAFTLOCK_TLS_KEY=" + filepath.Join(dir, "node.key"),
-		"RAFTLOCK_TLS_CA=" + filepath.Join(dir, "ca.crt"),
-		"RAFTLOCK_AUTH_TOKENS=" + filepath.Join(dir, "tokens.json"),
-	}
-	addr := freeAddr(t)
-	p := &proc{log: new(bytes.Buffer), addr: addr}
-	p.cmd = exec.Command(nodeBin, "--listen", addr, "--data-dir", filepath.Join(dir, "data"))
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("log of %s:\n%s", addr, p.log)
-		}
-	})
+	c := testcluster.New(t, 1, testcluster.WithSecurityFromEnv(), testcluster.WithTokens(
+		tokens.Token{Name: "app", SHA256: tokens.Hash(secret), Prefixes: []string{"app/"}, Verbs: []string{tokens.VerbAcquire, tokens.VerbRead}}))
+	addr := c.Addr(0)
 
-	waitFor(t, 20*time.Second, "node healthcheck (https from RAFTLOCK_TLS_*) to pass", func() bool {
-		hc := exec.Command(nodeBin, "healthcheck", "--addr", addr)
-		hc.Env = append(os.Environ(), env...)
+	testcluster.WaitFor(t, 20*time.Second, "node healthcheck (https from RAFTLOCK_TLS_*) to pass", func() bool {
+		hc := exec.Command(c.Binary(0), "healthcheck", "--addr", addr)
+		hc.Env = append(os.Environ(), c.Env(0)...)
 		return hc.Run() == nil
 	})
 
-	pem, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	trust, err := client.TLSFromFiles(filepath.Join(c.TLSDir(), "ca.crt"), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: trust}}
 	post := func(token, body string) (int, map[string]any) {
 		t.Helper()
 		req, err := http.NewRequest("POST", "https://"+addr+"/raftlock.v1.LockService/Acquire", strings.NewReader(body))

@@ -7,13 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,7 +25,9 @@ import (
 
 	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
 	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
-	nodecfg "github.com/raftlock/raftlock/cluster"
+	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/cluster/tokens"
+	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
 // nodes are the services of docker/compose.yaml, in order: index i of a
@@ -79,23 +78,7 @@ func requireDocker(t *testing.T) []string {
 	dockerEnv.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 		defer cancel()
-		if _, err := exec.LookPath("docker"); err != nil {
-			dockerEnv.err = fmt.Errorf("the docker command is not installed: %w", err)
-			return
-		}
-		if out, err := run(ctx, nil, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
-			dockerEnv.err = fmt.Errorf("the Docker daemon does not answer `docker version` (is it running, may this user use it?): %w\n%s", err, out)
-			return
-		}
-		if _, err := run(ctx, nil, "docker", "compose", "version"); err == nil {
-			dockerEnv.compose = []string{"docker", "compose"}
-			return
-		}
-		if _, err := exec.LookPath("docker-compose"); err == nil {
-			dockerEnv.compose = []string{"docker-compose"}
-			return
-		}
-		dockerEnv.err = errors.New("neither `docker compose` (the Compose v2 plugin) nor docker-compose is installed")
+		dockerEnv.compose, dockerEnv.err = testcluster.Compose(ctx)
 	})
 	if dockerEnv.err != nil {
 		t.Fatalf("the Docker suite needs Docker Engine and Compose: %v", dockerEnv.err)
@@ -117,7 +100,7 @@ func buildImage(t *testing.T) string {
 	t.Helper()
 	requireDocker(t)
 	image.once.Do(func() {
-		root, err := repoRoot()
+		root, err := testcluster.ModuleRoot()
 		if err != nil {
 			image.err = err
 			return
@@ -223,7 +206,7 @@ var secrets struct {
 func certsDir(t *testing.T) string {
 	t.Helper()
 	secrets.once.Do(func() {
-		root, err := repoRoot()
+		root, err := testcluster.ModuleRoot()
 		if err != nil {
 			secrets.err = err
 			return
@@ -240,10 +223,15 @@ func certsDir(t *testing.T) string {
 			secrets.err = fmt.Errorf("make docker-certs: %w\n%s", err, out)
 			return
 		}
-		secrets.tokens = map[string]string{adminTokenName: "rl_" + randHex(24), tenantTokenName: "rl_" + randHex(24)}
-		file := nodecfg.TokenFile{Tokens: []nodecfg.Token{
-			{Name: adminTokenName, SHA256: nodecfg.HashToken(secrets.tokens[adminTokenName]), Verbs: []string{nodecfg.VerbAcquire, nodecfg.VerbRead, nodecfg.VerbAdmin}},
-			{Name: tenantTokenName, SHA256: nodecfg.HashToken(secrets.tokens[tenantTokenName]), Prefixes: []string{tenantPrefix}, Verbs: []string{nodecfg.VerbAcquire, nodecfg.VerbRead}},
+		secrets.tokens = map[string]string{}
+		for _, name := range []string{adminTokenName, tenantTokenName} {
+			if secrets.tokens[name], secrets.err = tokens.NewSecret(); secrets.err != nil {
+				return
+			}
+		}
+		file := tokens.File{Tokens: []tokens.Token{
+			{Name: adminTokenName, SHA256: tokens.Hash(secrets.tokens[adminTokenName]), Verbs: []string{tokens.VerbAcquire, tokens.VerbRead, tokens.VerbAdmin}},
+			{Name: tenantTokenName, SHA256: tokens.Hash(secrets.tokens[tenantTokenName]), Prefixes: []string{tenantPrefix}, Verbs: []string{tokens.VerbAcquire, tokens.VerbRead}},
 		}}
 		b, err := json.MarshalIndent(file, "", "  ")
 		if err != nil {
@@ -265,32 +253,6 @@ func removeCerts() error {
 		return nil
 	}
 	return os.RemoveAll(filepath.Dir(secrets.dir))
-}
-
-// tlsConfig trusts the development CA; the harness presents no client
-// certificate (the nodes verify one only if given).
-func tlsConfig(dir string) (*tls.Config, error) {
-	pem, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s/ca.crt: no certificate", dir)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-// bearer adds a bearer token to every request.
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
 }
 
 // ---- a compose cluster ----
@@ -325,7 +287,11 @@ func newCluster(t *testing.T, m mode) *cluster {
 	t.Helper()
 	composer := requireDocker(t)
 	img := buildImage(t)
-	root, err := repoRoot()
+	root, err := testcluster.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, err := testcluster.FreePorts(len(nodes))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +301,7 @@ func newCluster(t *testing.T, m mode) *cluster {
 		project:  "rldt" + randHex(4),
 		composer: composer,
 		files:    []string{filepath.Join(root, "docker", "compose.yaml")},
-		ports:    freePorts(t, len(nodes)),
+		ports:    ports,
 		scheme:   "http",
 		http:     &http.Client{Timeout: callTimeout},
 		volumes:  map[string]bool{},
@@ -346,7 +312,9 @@ func newCluster(t *testing.T, m mode) *cluster {
 	}
 	if m.tls {
 		dir := certsDir(t)
-		if c.tls, err = tlsConfig(dir); err != nil {
+		// Trust the development CA; the harness presents no client
+		// certificate (the nodes verify one only if given).
+		if c.tls, err = client.TLSFromFiles(filepath.Join(dir, "ca.crt"), "", ""); err != nil {
 			t.Fatal(err)
 		}
 		c.files = append(c.files, filepath.Join(root, "docker", "compose.tls.yaml"))
@@ -531,25 +499,11 @@ func (c *cluster) waitHealthy(svcs ...string) {
 	}, &last)
 }
 
-// waitFor polls cond until it holds or the timeout passes; then it fails
-// the test with what, and *last if given.
+// waitFor polls cond every pollEvery until it holds or the timeout
+// passes; then it fails the test with what, and *last if given.
 func (c *cluster) waitFor(timeout time.Duration, what string, cond func() bool, last *string) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			detail := ""
-			if last != nil {
-				detail = "; last seen: " + *last
-			}
-			c.t.Fatalf("timed out after %s waiting for %s%s", timeout, what, detail)
-		}
-		select {
-		case <-c.t.Context().Done():
-			c.t.Fatalf("waiting for %s: %v", what, c.t.Context().Err())
-		case <-time.After(pollEvery):
-		}
-	}
+	testcluster.Poll(c.t, timeout, pollEvery, what, cond, last)
 }
 
 // ---- the API through the host ports ----
@@ -564,7 +518,7 @@ func (c *cluster) client(token string) *http.Client {
 	}
 	var rt http.RoundTripper = &http.Transport{TLSClientConfig: c.tls.Clone(), ForceAttemptHTTP2: true}
 	if token != "" {
-		rt = bearer{token: token, base: rt}
+		rt = testcluster.Bearer(token, rt)
 	}
 	return &http.Client{Timeout: callTimeout, Transport: rt}
 }
@@ -656,39 +610,6 @@ func run(ctx context.Context, env []string, name string, args ...string) (string
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// repoRoot is the directory holding go.mod, above the test's directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// freePorts returns n ports that were free on 127.0.0.1 a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
 }
 
 func randHex(n int) string {

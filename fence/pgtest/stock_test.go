@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -23,7 +22,7 @@ import (
 
 	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/fence"
-	"github.com/raftlock/raftlock/jepsen-style-tests/procs"
+	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
 // The scenario's numbers.
@@ -124,7 +123,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("FENCE_PG_WORKER") == "1" {
 		os.Exit(pausedWorker())
 	}
-	os.Exit(m.Run())
+	os.Exit(testcluster.Main(m))
 }
 
 // pausedWorker buys one unit like any worker, but after its check it
@@ -167,53 +166,17 @@ func pausedWorker() int {
 	return 0
 }
 
-// startCluster builds the node binary and starts 3 node processes on
-// 127.0.0.61-63 at one free port (procs gives each node its own address).
-func startCluster(t *testing.T) *procs.Cluster {
+// startCluster starts 3 node processes on 127.0.0.61-63 at one free port
+// (each node its own address) and waits for a leader.
+func startCluster(t *testing.T) *testcluster.Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bin, err := procs.Build(ctx, "../..", t.TempDir())
+	addrs, err := testcluster.LoopbackAddrs(61, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ips := []string{"127.0.0.61", "127.0.0.62", "127.0.0.63"}
-	c := procs.New(procs.Config{Binary: bin, Nodes: 3, Dir: t.TempDir(), FirstIP: 61, Port: freePortOn(t, ips)})
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	if _, err := c.WaitLeader(ctx); err != nil {
-		t.Fatalf("no leader: %v", err)
-	}
+	c := testcluster.New(t, 3, testcluster.WithAddrs(addrs...))
+	c.Leader()
 	return c
-}
-
-// freePortOn returns a port free on every one of ips.
-func freePortOn(t *testing.T, ips []string) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", ips[0]+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ok := true
-		for _, ip := range ips[1:] {
-			l2, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		ln.Close()
-		if ok {
-			return port
-		}
-	}
-	t.Fatal("no port free on all of", ips)
-	return 0
 }
 
 // runResult is what one run of the scenario ended with.
@@ -227,7 +190,7 @@ type runResult struct {
 // stock, and is stopped before its write; six concurrent workers sell
 // the stock out after its lease runs out; then the paused worker wakes up
 // and writes.
-func runScenario(t *testing.T, c *procs.Cluster, pg *postgres, db *sql.DB, sku string, fenced bool) runResult {
+func runScenario(t *testing.T, c *testcluster.Cluster, pg *postgres, db *sql.DB, sku string, fenced bool) runResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -168,9 +168,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.hooks.Restored(t.Index())
 	}
 	if f.hooks.SnapshotReleased != nil {
-		size := len(data)
-		data = nil
-		f.hooks.SnapshotReleased(size)
+		// data is dead from here on (the table was decoded from it), so
+		// the collection the hook may force can free it.
+		f.hooks.SnapshotReleased(len(data))
 	}
 	return nil
 }

@@ -50,7 +50,6 @@ type simWaiter struct {
 type simClient struct {
 	id       int
 	seq      int
-	busy     bool
 	holding  bool
 	key      string
 	owner    string

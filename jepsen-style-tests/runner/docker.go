@@ -3,11 +3,8 @@ package runner
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,9 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/raftlock/raftlock/internal/testcluster"
 	"github.com/raftlock/raftlock/jepsen-style-tests/history"
 	"github.com/raftlock/raftlock/jepsen-style-tests/nemesis"
-	"github.com/raftlock/raftlock/jepsen-style-tests/procs"
 )
 
 // Docker is the backend of the compose cluster of docker/compose.yaml: the
@@ -32,7 +29,7 @@ type Docker struct {
 	compose                   []string
 	env                       []string
 	nodes                     []*dockerNode
-	http                      *http.Client
+	api                       *testcluster.Endpoints // the nodes through their host ports
 	net                       *dockerNet
 }
 
@@ -62,32 +59,17 @@ func runCmd(ctx context.Context, env []string, name string, args ...string) (str
 	return out.String(), nil
 }
 
-func freeHostPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // NewDocker builds the image and brings the compose cluster up under a
 // project name of its own, with the debug journal and clock control on.
 // It fails, saying why, when Docker is not there.
 func NewDocker(ctx context.Context, cfg DockerConfig) (*Docker, error) {
-	if _, err := exec.LookPath("docker"); err != nil {
-		return nil, fmt.Errorf("the docker command is not installed: %w", err)
+	compose, err := testcluster.Compose(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := runCmd(ctx, nil, "docker", "version"); err != nil {
-		return nil, fmt.Errorf("the Docker daemon does not answer: %w", err)
-	}
-	d := &Docker{root: cfg.ModuleRoot, out: cfg.OutDir, image: cfg.Image, http: &http.Client{Timeout: 3 * time.Second}}
+	d := &Docker{root: cfg.ModuleRoot, out: cfg.OutDir, image: cfg.Image, compose: compose,
+		api: &testcluster.Endpoints{HTTP: &http.Client{Timeout: 3 * time.Second}}}
 	d.project = fmt.Sprintf("raftlockchaos%d", time.Now().UnixNano()%1_000_000)
-	if _, err := runCmd(ctx, nil, "docker", "compose", "version"); err == nil {
-		d.compose = []string{"docker", "compose"}
-	} else {
-		d.compose = []string{"docker-compose"}
-	}
 	if out, err := runCmd(ctx, nil, "make", "-C", d.root, "docker", "IMAGE="+d.image); err != nil {
 		return nil, fmt.Errorf("build the image: %w\n%s", err, out)
 	}
@@ -95,13 +77,15 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*Docker, error) {
 	var b strings.Builder
 	b.WriteString("# Written by the fault suite: debug journal, state hashes and clock control on.\nservices:\n")
 	d.env = []string{"RAFTLOCK_IMAGE=" + d.image, "RAFTLOCK_CLUSTER=" + d.project}
+	ports, err := testcluster.FreePorts(3)
+	if err != nil {
+		return nil, err
+	}
 	for i := 1; i <= 3; i++ {
-		port, err := freeHostPort()
-		if err != nil {
-			return nil, err
-		}
+		port := ports[i-1]
 		id := fmt.Sprintf("n%d", i)
 		d.nodes = append(d.nodes, &dockerNode{id: id, container: d.project + "-" + id, hostAddr: fmt.Sprintf("127.0.0.1:%d", port)})
+		d.api.URLs = append(d.api.URLs, "http://"+d.nodes[i-1].hostAddr)
 		d.env = append(d.env, fmt.Sprintf("RAFTLOCK_N%d_PORT=127.0.0.1:%d", i, port))
 		fmt.Fprintf(&b, "  %s:\n    environment:\n      RAFTLOCK_DEBUG: \"true\"\n      RAFTLOCK_DEBUG_JOURNAL: /data/journal.jsonl\n"+
 			"      RAFTLOCK_UNSAFE_CLOCK_CONTROL: \"true\"\n      RAFTLOCK_LOG_FORMAT: json\n", id)
@@ -214,58 +198,19 @@ func (d *Docker) Resume(i int) error {
 
 // SetClock skews node i's clocks through its debug endpoint.
 func (d *Docker) SetClock(ctx context.Context, i int, offset time.Duration, rate float64) error {
-	return procs.SetClock(ctx, d.http, "http://"+d.nodes[i].hostAddr, offset, rate)
-}
-
-func (d *Docker) getJSON(ctx context.Context, method, addr, path string, out any) error {
-	var body io.Reader
-	if method == http.MethodPost {
-		body = strings.NewReader("{}")
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := d.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s%s: %s", addr, path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return d.api.SetClock(ctx, i, offset, rate)
 }
 
 // Leader returns the node every answering node names as leader.
 func (d *Docker) Leader(ctx context.Context) (int, error) {
-	leader := ""
-	for _, n := range d.nodes {
-		var st struct {
-			LeaderID string `json:"leaderId"`
-		}
-		if err := d.getJSON(ctx, http.MethodPost, n.hostAddr, "/raftlock.v1.ClusterService/Status", &st); err != nil {
-			continue
-		}
-		if st.LeaderID == "" || (leader != "" && st.LeaderID != leader) {
-			return -1, errors.New("no agreed leader")
-		}
-		leader = st.LeaderID
-	}
-	for i, n := range d.nodes {
-		if n.id == leader {
-			return i, nil
-		}
-	}
-	return -1, errors.New("no agreed leader")
+	return d.api.AgreedLeader(ctx, []int{0, 1, 2})
 }
 
 // States fetches every node's /debug/state.
 func (d *Docker) States(ctx context.Context) (map[string]State, error) {
 	out := map[string]State{}
-	for _, n := range d.nodes {
-		st, err := procs.FetchState(ctx, d.http, "http://"+n.hostAddr)
+	for i, n := range d.nodes {
+		st, err := d.api.State(ctx, i)
 		if err != nil {
 			return nil, err
 		}

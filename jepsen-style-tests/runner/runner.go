@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/internal/testcluster"
 	"github.com/raftlock/raftlock/jepsen-style-tests/checker"
 	"github.com/raftlock/raftlock/jepsen-style-tests/history"
 	"github.com/raftlock/raftlock/jepsen-style-tests/nemesis"
@@ -57,10 +58,7 @@ type Backend interface {
 }
 
 // State is a node's applied index and state hash.
-type State struct {
-	Index uint64
-	Hash  string
-}
+type State = testcluster.State
 
 // Options shape a run.
 type Options struct {
@@ -354,41 +352,23 @@ func acquireEvery(ctx context.Context, b Backend, o Options, keys []string) time
 	return time.Since(start)
 }
 
-// waitConverged polls the nodes' state hashes until every node reports
-// the same applied index (ticks keep coming, so it retries), then compares
-// hashes.
+// waitConverged waits until every node of the backend reports the same
+// applied index (ticks keep coming, so it samples again), then compares
+// their state hashes (testcluster.WaitSame).
 func waitConverged(ctx context.Context, b Backend, limit time.Duration) (bool, string) {
-	deadline := time.Now().Add(limit)
-	last := ""
-	for time.Now().Before(deadline) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	summary, err := testcluster.WaitSame(ctx, func(ctx context.Context) (map[string]State, error) {
 		states, err := b.States(ctx)
-		if err == nil && len(states) == b.Size() {
-			var index uint64
-			same, first := true, true
-			for _, s := range states {
-				if first {
-					index, first = s.Index, false
-				}
-				same = same && s.Index == index
-			}
-			if same {
-				hashes := map[string][]string{}
-				for id, s := range states {
-					hashes[s.Hash] = append(hashes[s.Hash], id)
-				}
-				if len(hashes) == 1 {
-					return true, fmt.Sprintf("all %d nodes have the same state hash at index %d", len(states), index)
-				}
-				last = fmt.Sprintf("nodes at index %d have different state hashes: %v", index, hashes)
-				return false, last
-			}
-			last = fmt.Sprintf("nodes at different indexes: %v", states)
-		} else if err != nil {
-			last = err.Error()
+		if err == nil && len(states) != b.Size() {
+			err = fmt.Errorf("%d of %d nodes answered", len(states), b.Size())
 		}
-		time.Sleep(20 * time.Millisecond)
+		return states, err
+	})
+	if err != nil {
+		return false, fmt.Sprintf("within %s: %v", limit, err)
 	}
-	return false, "no common applied index within " + limit.String() + ": " + last
+	return true, summary
 }
 
 func convergedResult(r checker.Result, hashesAgree bool, note string) checker.Result {
