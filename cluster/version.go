@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,8 +23,8 @@ import (
 // entry in the log, to the lowest version every voter reports, so it moves
 // only up and only when every voter can apply what may follow. Until then:
 // commands are encoded in the lowest version that carries them (so old
-// nodes can decode them), a command that needs a newer version is refused
-// (admitVersion), and a node that supports less
+// nodes can decode them), a request that needs a newer version is refused
+// naming the members behind (requireVersion), and a node that supports less
 // than the cluster version cannot join (AddMember). A node that meets an
 // entry above what it supports stops with a message naming both versions
 // (raftfsm's Fatal hook) instead of applying it.
@@ -169,6 +171,33 @@ func (n *Node) admitVersion(encoded []byte) error {
 		return &versionError{msg: fmt.Sprintf("the command needs cluster version %d, the cluster is at version %d", v, cur)}
 	}
 	return nil
+}
+
+// requireVersion refuses a request for feature when the cluster version is
+// below v, naming the members that hold it back.
+func (n *Node) requireVersion(feature string, v uint32) error {
+	cur := n.clusterVersion()
+	if cur >= v {
+		return nil
+	}
+	var behind []string
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			s, ok := n.versions.get(string(srv.ID))
+			switch {
+			case !ok:
+				behind = append(behind, string(srv.ID)+" (not heard from)")
+			case s < v:
+				behind = append(behind, fmt.Sprintf("%s (supports %d)", srv.ID, s))
+			}
+		}
+	}
+	slices.Sort(behind)
+	why := "every member supports it; the leader raises the version within seconds"
+	if len(behind) > 0 {
+		why = "members behind: " + strings.Join(behind, ", ")
+	}
+	return &versionError{msg: fmt.Sprintf("%s needs cluster version %d, the cluster is at version %d (%s)", feature, v, cur, why)}
 }
 
 // admitMember refuses to add a node that cannot apply the log: one whose

@@ -78,6 +78,11 @@ func (pc *pcluster) waitLeader() int {
 	return pc.c.Leader()
 }
 
+func (pc *pcluster) follower() int {
+	l := pc.waitLeader()
+	return (l + 1) % 3
+}
+
 func (pc *pcluster) addr(i int) string { return pc.c.Addr(i) }
 
 // reply is a Connect JSON answer: the status and the decoded body.
@@ -87,6 +92,8 @@ type reply struct {
 	raw    string
 	err    error
 }
+
+func (r reply) code() string { s, _ := r.body["code"].(string); return s }
 
 // post sends a Connect JSON call to node i with optional headers.
 func (pc *pcluster) post(i int, method, body string, header ...string) reply {
