@@ -294,11 +294,14 @@ func (c *Client) learn(st *Status) {
 // AddMember adds the node id at address (its advertised host:port) to the
 // cluster, as a voter or not. Adding a member that is already there with
 // the same address and role changes nothing, so retries are safe.
-func (c *Client) AddMember(ctx context.Context, id, address string, voter bool) error {
+func (c *Client) AddMember(ctx context.Context, id, address string, voter bool, opts ...MemberOption) error {
 	if c.isClosed() {
 		return ErrClosed
 	}
 	req := &raftlockv1.AddMemberRequest{Id: id, Address: address, Voter: &voter}
+	for _, o := range opts {
+		o(req)
+	}
 	return c.call(ctx, "add member", 0, func(actx context.Context, s *stub) (http.Header, error) {
 		r, err := s.cluster.AddMember(actx, connect.NewRequest(req))
 		if err != nil {
@@ -306,6 +309,17 @@ func (c *Client) AddMember(ctx context.Context, id, address string, voter bool) 
 		}
 		return r.Header(), nil
 	})
+}
+
+// MemberOption changes an AddMember call.
+type MemberOption func(*raftlockv1.AddMemberRequest)
+
+// WithSupportedVersion says which log versions the node being added can
+// apply (its build's; `lockctl status` on it shows it). Without it the
+// leader asks the node itself, and refuses to add a node it cannot reach
+// while the cluster is past version 1.
+func WithSupportedVersion(v uint32) MemberOption {
+	return func(r *raftlockv1.AddMemberRequest) { r.SupportedVersion = v }
 }
 
 // RemoveMember removes the node id from the cluster. It fails with

@@ -91,7 +91,7 @@ func outcomeMessage(code fsm.Code, key, msg string) string {
 	case fsm.CodeNotHeld:
 		return fmt.Sprintf("lock on key %q is not held by this owner (or the fencing token is no longer current)", key)
 	case fsm.CodeCancelled:
-		return "the acquire was cancelled before it was granted (or its grant was released when its caller went away)"
+		return "the acquire was cancelled before it was granted"
 	case fsm.CodeInvalid, fsm.CodeExhausted, fsm.CodeDenied:
 		return msg
 	}

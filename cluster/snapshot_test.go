@@ -29,7 +29,7 @@ func testSnapshotsUnderLoadAndCatchUp(t *testing.T, store string) {
 		cfg.SnapshotThreshold = 64
 		cfg.TrailingLogs = 32
 		cfg.SnapshotInterval = 100 * time.Millisecond
-		cfg.LogStore, cfg.WALSegmentSize = store, 8<<10
+		cfg.LogStore, cfg.WALSegmentSize = store, 32<<10
 	}))
 	ctx := ctxT(t)
 	leader := c.Leader()

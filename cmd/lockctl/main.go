@@ -26,7 +26,7 @@
 //	list [--prefix P] [--owner O] [--limit N]
 //	status
 //	members
-//	add-member [--non-voter] ID ADDRESS
+//	add-member [--non-voter] [--supported-version N] ID ADDRESS
 //	remove-member ID
 //	transfer-leader [ID]
 //	exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] KEY... -- COMMAND [ARG...]
@@ -128,7 +128,7 @@ var commands = map[string]command{
 	"list":            {"list [--prefix P] [--owner O] [--limit N]", listCmd},
 	"status":          {"status", statusCmd},
 	"members":         {"members", membersCmd},
-	"add-member":      {"add-member [--non-voter] ID ADDRESS", addMemberCmd},
+	"add-member":      {"add-member [--non-voter] [--supported-version N] ID ADDRESS", addMemberCmd},
 	"remove-member":   {"remove-member ID", removeMemberCmd},
 	"transfer-leader": {"transfer-leader [ID]", transferCmd},
 	"exec":            {"exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] KEY... -- COMMAND [ARG...]", execCmd},
@@ -576,11 +576,12 @@ func membersCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 
 func addMemberCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	nonVoter := fs.Bool("non-voter", false, "add the node as a non-voting member")
+	version := fs.Uint("supported-version", 0, "the log version the node's build supports (its lockctl status shows it); 0: the leader asks the running node")
 	return func(ctx context.Context, e *env, args []string) error {
 		if len(args) != 2 {
 			return usagef("add-member takes ID and ADDRESS")
 		}
-		if err := e.cl.AddMember(ctx, args[0], args[1], !*nonVoter); err != nil {
+		if err := e.cl.AddMember(ctx, args[0], args[1], !*nonVoter, client.WithSupportedVersion(uint32(*version))); err != nil {
 			return err
 		}
 		return e.print(map[string]any{"id": args[0], "address": args[1], "voter": !*nonVoter},

@@ -209,7 +209,7 @@ func TestCommands(t *testing.T) {
 	run(0, "remove-member", c.ID(leader))
 	c.WaitFor("two members", func() bool { return len(c.Node(target).Status().Members) == 2 })
 	run(1, "remove-member", "nobody")
-	run(0, "add-member", "--non-voter", "n9", "127.0.0.1:1")
+	run(0, "add-member", "--non-voter", "--supported-version", "2", "n9", "127.0.0.1:1")
 	c.WaitFor("three members", func() bool { return len(c.Node(target).Status().Members) == 3 })
 	run(0, "remove-member", "n9")
 

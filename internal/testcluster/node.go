@@ -73,7 +73,11 @@ func (c *Cluster) start(i int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd != nil {
-		return fmt.Errorf("%s: %w", n.id, ErrRunning)
+		select {
+		case <-n.exited: // it crashed: start it again
+		default:
+			return fmt.Errorf("%s: %w", n.id, ErrRunning)
+		}
 	}
 	if err := os.MkdirAll(n.dataDir, 0o750); err != nil {
 		return err
@@ -115,12 +119,21 @@ func (c *Cluster) take(i int) (*exec.Cmd, chan struct{}, *error, bool) {
 	return cmd, exited, err, paused
 }
 
-// Running reports whether node i has a live (possibly paused) process.
+// Running reports whether node i has a live (possibly paused) process: one
+// the harness started and that has not exited (a crash counts as exited).
 func (c *Cluster) Running(i int) bool {
 	n := c.nodes[i]
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.cmd != nil
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // Kill sends SIGKILL to node i and waits for it to die.
