@@ -84,7 +84,7 @@ func (t *Table) checkInvariants() error {
 		if rec := t.records[rid]; rec == nil || rec.code != CodePending {
 			return fmt.Errorf("waiter %q has no pending record", rid)
 		}
-		if _, ok := t.grantable(w.keys, w.owner, w); ok {
+		if _, ok := t.grantable(w.keys, &w.ask, w); ok {
 			return fmt.Errorf("waiter %q could be granted but waits", rid)
 		}
 	}
