@@ -14,24 +14,11 @@ import (
 	"github.com/raftlock/raftlock/cluster/clustertest"
 )
 
-// waitModes waits until the cluster takes shared and semaphore locks (its
-// cluster version is raised within seconds of every voter reporting it).
-func waitModes(t *testing.T, c *clustertest.Cluster) {
-	c.WaitFor("cluster version 2", func() bool {
-		for _, i := range c.Running() {
-			if c.Node(i).Status().ClusterVersion < 2 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
 // Shared locks: two readers at once, a writer refused while they hold, a
 // Lock that reports its mode, and Get listing the holders.
 func TestSharedLocks(t *testing.T) {
 	cl := clustertest.New(t, 3)
-	waitModes(t, cl)
+	cl.WaitForVersion(2)
 	ctx := testCtx(t)
 	c := newClient(t, cl.Addrs())
 	r1, err := c.Acquire(ctx, []string{"stock"}, client.WithShared(), client.WithOwner("report-1"))
@@ -72,7 +59,7 @@ func TestSharedLocks(t *testing.T) {
 // another limit on the key fails with ErrWrongMode.
 func TestSemaphoreExecuteBound(t *testing.T) {
 	cl := clustertest.New(t, 3)
-	waitModes(t, cl)
+	cl.WaitForVersion(2)
 	ctx := testCtx(t)
 	c := newClient(t, cl.Addrs())
 	var inside, most atomic.Int32

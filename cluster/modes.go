@@ -14,7 +14,7 @@ import (
 // holders and slots become the Lock message's.
 
 // modeFeature names the modes in the refusal of a cluster below version 2.
-const modeFeature = "shared locks and semaphores"
+const modeFeature = "a shared or semaphore lock"
 
 // setMode copies an AcquireRequest's mode fields onto c (permits default
 // to 1 for a semaphore) and checks them, and that the cluster can carry

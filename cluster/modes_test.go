@@ -23,19 +23,6 @@ func acquireMode(ctx context.Context, c raftlockv1connect.LockServiceClient, req
 	return r.Msg, nil
 }
 
-// waitVersion2 waits until every node's table is at cluster version 2 (the
-// leader raises it within seconds of every voter reporting it).
-func waitVersion2(c *clustertest.Cluster) {
-	c.WaitFor("cluster version 2", func() bool {
-		for _, i := range c.Running() {
-			if c.Node(i).Status().ClusterVersion < 2 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
 // Shared and semaphore holds through a follower, over the real API: many
 // readers at once with the writer kept out, GetLock listing every holder,
 // a semaphore's limit and slots, a waiting semaphore request granted
@@ -44,7 +31,7 @@ func waitVersion2(c *clustertest.Cluster) {
 func TestModesThroughFollower(t *testing.T) {
 	c := clustertest.New(t, 3)
 	ctx := ctxT(t)
-	waitVersion2(c)
+	c.WaitForVersion(2)
 	lc := c.LockClient(c.Followers()[0])
 	shared := raftlockv1.LockMode_LOCK_MODE_SHARED
 	semaphore := raftlockv1.LockMode_LOCK_MODE_SEMAPHORE
