@@ -43,6 +43,8 @@ func (n *Node) setMode(c *fsm.Command, m *raftlockv1.AcquireRequest) error {
 	return nil
 }
 
+// modeProto is a Lock's mode: unset for an exclusive key, so that its
+// description is exactly what it was before modes existed.
 func modeProto(m fsm.Mode) raftlockv1.LockMode {
 	switch m {
 	case fsm.ModeShared:
@@ -50,7 +52,7 @@ func modeProto(m fsm.Mode) raftlockv1.LockMode {
 	case fsm.ModeSemaphore:
 		return raftlockv1.LockMode_LOCK_MODE_SEMAPHORE
 	}
-	return raftlockv1.LockMode_LOCK_MODE_EXCLUSIVE
+	return raftlockv1.LockMode_LOCK_MODE_UNSPECIFIED
 }
 
 func expiresIn(deadline, now int64) *durationpb.Duration {

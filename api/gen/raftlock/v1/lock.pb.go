@@ -31,10 +31,12 @@ const (
 type LockMode int32
 
 const (
-	// Exclusive: the default of a request; never set on a Lock.
+	// Exclusive: the default of a request, and how a Lock of an exclusive
+	// key says it (the field is absent, as before modes existed).
 	LockMode_LOCK_MODE_UNSPECIFIED LockMode = 0
-	// One holder at a time. With LOCK_MODE_SHARED, the two sides of a
-	// read-write lock: an exclusive request waits for every shared holder.
+	// One holder at a time, as LOCK_MODE_UNSPECIFIED (for a request that
+	// wants to say it). With LOCK_MODE_SHARED, the two sides of a read-write
+	// lock: an exclusive request waits for every shared holder.
 	LockMode_LOCK_MODE_EXCLUSIVE LockMode = 1
 	// Any number of shared holders at once, and no exclusive holder. A
 	// waiting exclusive request is not passed by later shared ones.
@@ -1213,7 +1215,7 @@ type Lock struct {
 	ExpiresIn *durationpb.Duration `protobuf:"bytes,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
 	// How many Acquire calls wait in this key's queue.
 	Waiters uint32 `protobuf:"varint,5,opt,name=waiters,proto3" json:"waiters,omitempty"`
-	// How the key is held: exclusive, shared or semaphore.
+	// How the key is held: shared or semaphore; unset for an exclusive key.
 	Mode LockMode `protobuf:"varint,6,opt,name=mode,proto3,enum=raftlock.v1.LockMode" json:"mode,omitempty"`
 	// A semaphore's limit; 0 for the other modes.
 	Limit uint32 `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
