@@ -42,11 +42,7 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(t.version))
 	}
 
-	keys := make([]string, 0, len(t.locks))
-	for k := range t.locks {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(t.locks)
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
 		l := t.locks[k]
@@ -165,22 +161,14 @@ func holdLen(l *lock) int {
 
 // appendGroups writes the shared and semaphore keys (version 2).
 func (t *Table) appendGroups(dst []byte) []byte {
-	keys := make([]string, 0, len(t.groups))
-	for k := range t.groups {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(t.groups)
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
 		g := t.groups[k]
 		dst = appendString(dst, k)
 		dst = append(dst, byte(g.mode))
 		dst = binary.AppendUvarint(dst, uint64(g.limit))
-		owners := make([]string, 0, len(g.holders))
-		for o := range g.holders {
-			owners = append(owners, o)
-		}
-		slices.Sort(owners)
+		owners := sortedKeys(g.holders)
 		dst = binary.AppendUvarint(dst, uint64(len(owners)))
 		for _, o := range owners {
 			h := g.holders[o]
@@ -237,6 +225,17 @@ func (t *Table) readGroups(r *reader) {
 			r.fail("group %q without holders", k)
 		}
 	}
+}
+
+// sortedKeys returns a map's keys in order: what snapshots write follows
+// the state, never map iteration.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func uvarintLen(v uint64) int {
