@@ -49,6 +49,12 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrPermissionDenied: the token does not allow this call on these keys.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrWrongMode: an Acquire disagrees with how a key is used now (a
+	// semaphore on a key used as a read-write lock or with another limit,
+	// an exclusive or shared lock on a semaphore key, other permits than
+	// the owner holds), or the cluster cannot take shared and semaphore
+	// locks yet (a member runs an older version). The text says which.
+	ErrWrongMode = errors.New("wrong lock mode")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client closed")
 )

@@ -19,6 +19,11 @@ import (
 // in a temporary directory, and returns its address and a function that
 // stops it. In production the endpoints are those of a running cluster.
 func startExampleNode() (addr string, stop func()) {
+	n, stop := startNode()
+	return n.Addr(), stop
+}
+
+func startNode() (*cluster.Node, func()) {
 	dir, err := os.MkdirTemp("", "raftlock-example")
 	if err != nil {
 		log.Fatal(err)
@@ -33,7 +38,7 @@ func startExampleNode() (addr string, stop func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	return n.Addr(), func() { _ = n.Close(); _ = os.RemoveAll(dir) }
+	return n, func() { _ = n.Close(); _ = os.RemoveAll(dir) }
 }
 
 // fencedStore is a resource that takes fencing tokens: it refuses a write

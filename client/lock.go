@@ -35,6 +35,9 @@ type Lock struct {
 	owner  string
 	rid    string        // request id of the Acquire that granted it
 	expire time.Duration // as asked; 0: never expires
+	mode   Mode
+	limit  int                 // semaphore only
+	slots  map[string][]uint32 // semaphore only: slots per key
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -231,6 +234,7 @@ func (c *Client) acquire(ctx context.Context, keys []string, o lockOptions) (*Lo
 	waitEnd := time.Now().Add(wait)
 	for {
 		req := &raftlockv1.AcquireRequest{Keys: keys, OwnerId: o.owner, RequestId: rid}
+		o.setMode(req)
 		if o.expire > 0 {
 			req.Expire = durationpb.New(o.expire)
 		}
@@ -273,6 +277,13 @@ func (c *Client) acquire(ctx context.Context, keys []string, o lockOptions) (*Lo
 			continue
 		case ctx.Err() != nil && !sent.IsZero():
 			c.abandon(rid)
+		case errors.Is(err, ErrNotHeld):
+			// failed_precondition on an Acquire: the request disagrees with
+			// how a key is used, or the cluster cannot take its mode yet.
+			var se *serverError
+			if errors.As(err, &se) {
+				err = &serverError{kind: ErrWrongMode, ce: se.ce}
+			}
 		}
 		return nil, err
 	}
@@ -282,12 +293,18 @@ func (c *Client) acquire(ctx context.Context, keys []string, o lockOptions) (*Lo
 func (c *Client) newLock(ctx context.Context, resp *raftlockv1.AcquireResponse, o lockOptions, sent time.Time) (*Lock, error) {
 	l := &Lock{
 		c: c, token: resp.FencingToken, owner: o.owner, rid: resp.RequestId, expire: o.expire,
-		done: make(chan struct{}), lastSent: sent,
+		done: make(chan struct{}), lastSent: sent, mode: o.mode,
+	}
+	if o.mode == Semaphore {
+		l.limit, l.slots = o.limit, map[string][]uint32{}
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	for _, lk := range resp.Locks {
 		l.keys = append(l.keys, lk.Key)
 		l.tokens = append(l.tokens, lk.FencingToken)
+		if l.slots != nil {
+			l.slots[lk.Key] = lk.Slots
+		}
 	}
 	l.ttl = ttlOf(resp.Locks)
 	if l.ttl > 0 {

@@ -26,10 +26,17 @@ type LockInfo struct {
 	ExpiresIn time.Duration
 	// Waiters is how many Acquire calls wait in the key's queue.
 	Waiters int
+	// Mode is how the key is held; Limit is a semaphore's limit.
+	Mode  Mode
+	Limit int
+	// Holders lists a shared or semaphore key's holders in grant order
+	// (Owner is then "" and Token the highest of theirs).
+	Holders []Holder
 }
 
 func lockInfo(lk *raftlockv1.Lock) LockInfo {
-	li := LockInfo{Key: lk.Key, Owner: lk.OwnerId, Token: lk.FencingToken, Waiters: int(lk.Waiters)}
+	li := LockInfo{Key: lk.Key, Owner: lk.OwnerId, Token: lk.FencingToken, Waiters: int(lk.Waiters),
+		Mode: modeOf(lk.Mode), Limit: int(lk.Limit), Holders: holdersOf(lk.Holders)}
 	if lk.ExpiresIn != nil {
 		li.Expires, li.ExpiresIn = true, lk.ExpiresIn.AsDuration()
 	}

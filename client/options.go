@@ -198,6 +198,9 @@ type lockOptions struct {
 	wait        time.Duration
 	requestID   string
 	autoRefresh bool
+	mode        Mode // modes.go
+	limit       int  // semaphore: permits in all
+	permits     int  // semaphore: permits taken
 }
 
 // Defaults of Acquire and Execute.
@@ -247,7 +250,7 @@ func (o lockOptions) validate() error {
 	case len(o.requestID) > 128:
 		return fmt.Errorf("%w: request id is longer than 128 bytes", ErrInvalidArgument)
 	}
-	return nil
+	return o.validateMode()
 }
 
 var errNoEndpoints = errors.New("no endpoints")

@@ -92,7 +92,7 @@ func outcomeMessage(code fsm.Code, key, msg string) string {
 		return fmt.Sprintf("lock on key %q is not held by this owner (or the fencing token is no longer current)", key)
 	case fsm.CodeCancelled:
 		return "the acquire was cancelled before it was granted"
-	case fsm.CodeInvalid, fsm.CodeExhausted, fsm.CodeDenied:
+	case fsm.CodeInvalid, fsm.CodeExhausted, fsm.CodeDenied, fsm.CodeWrongMode:
 		return msg
 	}
 	return code.String()
@@ -108,6 +108,7 @@ var outcomeCodes = map[fsm.Code]connect.Code{
 	fsm.CodeInvalid:   connect.CodeInvalidArgument,
 	fsm.CodeExhausted: connect.CodeResourceExhausted,
 	fsm.CodeDenied:    connect.CodePermissionDenied,
+	fsm.CodeWrongMode: connect.CodeFailedPrecondition,
 }
 
 // codeName returns the Connect code name of an outcome ("aborted"), for

@@ -43,6 +43,9 @@ func (s *lockService) Acquire(ctx context.Context, req *connect.Request[raftlock
 	if c.Wait, err = duration("wait_timeout", m.WaitTimeout, fsm.ValidateWait); err != nil {
 		return nil, err
 	}
+	if err := s.n.setMode(c, m); err != nil {
+		return nil, err
+	}
 	r, err := s.n.acquire(ctx, c, m.RequestId != "")
 	if err == nil {
 		err = resultError(r)
@@ -50,7 +53,7 @@ func (s *lockService) Acquire(ctx context.Context, req *connect.Request[raftlock
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&raftlockv1.AcquireResponse{FencingToken: r.Token(), Locks: s.locksOf(r, r.Now), RequestId: c.RequestID}), nil
+	return connect.NewResponse(&raftlockv1.AcquireResponse{FencingToken: r.Token(), Locks: s.locksOf(r, r.Now, c.Mode, c.Limit), RequestId: c.RequestID}), nil
 }
 
 func (s *lockService) Release(ctx context.Context, req *connect.Request[raftlockv1.ReleaseRequest]) (*connect.Response[raftlockv1.ReleaseResponse], error) {
@@ -98,7 +101,7 @@ func (s *lockService) Refresh(ctx context.Context, req *connect.Request[raftlock
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&raftlockv1.RefreshResponse{Locks: s.locksOf(r, r.Now)}), nil
+	return connect.NewResponse(&raftlockv1.RefreshResponse{Locks: s.locksOf(r, r.Now, fsm.ModeExclusive, 0)}), nil
 }
 
 func (s *lockService) ForceRelease(ctx context.Context, req *connect.Request[raftlockv1.ForceReleaseRequest]) (*connect.Response[raftlockv1.ForceReleaseResponse], error) {
@@ -292,31 +295,31 @@ func duration(field string, d *durationpb.Duration, check func(time.Duration) er
 	return v, nil
 }
 
-// locksOf describes the keys of a result, with queue lengths read from
-// this node's table.
-func (s *lockService) locksOf(r *fsm.Result, now int64) []*raftlockv1.Lock {
+// locksOf describes the caller's hold on each key of a result, with the
+// mode and queue length read from this node's table (mode and limit when
+// the key is no longer held: a retry's remembered answer).
+func (s *lockService) locksOf(r *fsm.Result, now int64, mode fsm.Mode, limit uint32) []*raftlockv1.Lock {
 	out := make([]*raftlockv1.Lock, len(r.Keys))
 	s.n.fsm.Read(func(t *fsm.Table) {
 		for i, k := range r.Keys {
-			l := fsm.LockInfo{Key: k, Owner: r.Owner}
+			l := fsm.LockInfo{Key: k, Owner: r.Owner, Mode: mode, Limit: limit}
 			if i < len(r.Tokens) {
 				l.Token, l.Deadline = r.Tokens[i], r.Deadlines[i]
 			}
-			if cur, ok := t.Get(k); ok {
-				l.Waiters = cur.Waiters
+			cur, ok := t.Get(k)
+			if ok {
+				l.Waiters, l.Mode, l.Limit = cur.Waiters, cur.Mode, cur.Limit
 			}
 			out[i] = lockProto(l, now)
+			out[i].Slots = ownSlots(r, i, cur)
 		}
 	})
 	return out
 }
 
 func lockProto(l fsm.LockInfo, now int64) *raftlockv1.Lock {
-	p := &raftlockv1.Lock{Key: l.Key, OwnerId: l.Owner, FencingToken: l.Token, Waiters: uint32(l.Waiters)}
-	if l.Deadline != 0 {
-		p.ExpiresIn = durationpb.New(time.Duration(max(l.Deadline-now, 0)))
-	}
-	return p
+	return &raftlockv1.Lock{Key: l.Key, OwnerId: l.Owner, FencingToken: l.Token, Waiters: uint32(l.Waiters),
+		ExpiresIn: expiresIn(l.Deadline, now), Mode: modeProto(l.Mode), Limit: l.Limit, Holders: holdersProto(l.Holders, now)}
 }
 
 func outcomeProto(r *fsm.Result) *raftlockv1.RequestOutcome {

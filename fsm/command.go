@@ -94,7 +94,42 @@ type Command struct {
 	// ClusterVersion is the version OpSetVersion raises the cluster to.
 	// Version 2.
 	ClusterVersion uint32
+	// Mode is how an Acquire holds its keys: ModeExclusive (the zero value),
+	// ModeShared or ModeSemaphore. Version 2 when not exclusive.
+	Mode Mode
+	// Permits is how many of a semaphore's permits an Acquire takes on each
+	// key (1 to Limit). Version 2.
+	Permits uint32
+	// Limit is the semaphore's number of permits (1 to MaxLimit); every
+	// request on a semaphore key names the same limit. Version 2.
+	Limit uint32
 }
+
+// Mode is how a key is held (see DESIGN.md, "Modes").
+type Mode uint8
+
+// The modes of an Acquire.
+const (
+	// ModeExclusive: one holder at a time (the default).
+	ModeExclusive Mode = 0
+	// ModeShared: any number of shared holders, or one exclusive holder:
+	// a shared and an exclusive request on one key are the two sides of a
+	// read-write lock.
+	ModeShared Mode = 1
+	// ModeSemaphore: holders together take at most Limit permits.
+	ModeSemaphore Mode = 2
+)
+
+var modeNames = [...]string{ModeExclusive: "exclusive", ModeShared: "shared", ModeSemaphore: "semaphore"}
+
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+func (m Mode) valid() bool { return m <= ModeSemaphore }
 
 // The versions of the log. A version is both the encoding of an entry and
 // the command set a node can apply; the cluster version (Table.Version) is
@@ -103,8 +138,8 @@ type Command struct {
 const (
 	// Version1 is the first release: ops tick to force_release.
 	Version1 uint32 = 1
-	// Version2 adds set_version, abandon, attempts on Acquire, and
-	// CancelWait limited to key prefixes.
+	// Version2 adds set_version, abandon, attempts on Acquire, CancelWait
+	// limited to key prefixes, and shared and semaphore Acquires.
 	Version2 uint32 = 2
 	// SupportedVersion is the highest version this build can decode and
 	// apply.
@@ -117,7 +152,7 @@ const (
 func (c *Command) Version() uint32 {
 	switch {
 	case c.Op == OpSetVersion, c.Op == OpAbandon, c.Attempt != 0, c.ClusterVersion != 0,
-		c.Op == OpCancelWait && len(c.Keys) > 0:
+		c.Op == OpCancelWait && len(c.Keys) > 0, c.Mode != ModeExclusive, c.Permits != 0, c.Limit != 0:
 		return Version2
 	}
 	return Version1
@@ -157,6 +192,9 @@ func (c *Command) Encode(dst []byte) []byte {
 	if v >= Version2 {
 		dst = binary.AppendUvarint(dst, c.Attempt)
 		dst = binary.AppendUvarint(dst, uint64(c.ClusterVersion))
+		dst = append(dst, byte(c.Mode))
+		dst = binary.AppendUvarint(dst, uint64(c.Permits))
+		dst = binary.AppendUvarint(dst, uint64(c.Limit))
 	}
 	return dst
 }
@@ -211,6 +249,11 @@ func Decode(b []byte) (*Command, error) {
 			r.fail("cluster version %d out of range", cv)
 		}
 		c.ClusterVersion = uint32(cv)
+		c.Mode = Mode(r.byte())
+		if !c.Mode.valid() {
+			r.fail("unknown mode %d", c.Mode)
+		}
+		c.Permits, c.Limit = r.uint32("permits"), r.uint32("limit")
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -250,6 +293,13 @@ func (c *Command) fingerprint(keys []string) uint64 {
 	} else {
 		put(0)
 	}
+	if c.Mode != ModeExclusive || c.Permits != 0 || c.Limit != 0 {
+		// Only then: an exclusive request keeps the fingerprint it had
+		// before modes existed (fingerprints are in snapshots).
+		put(uint64(c.Mode))
+		put(uint64(c.Permits))
+		put(uint64(c.Limit))
+	}
 	return h.Sum64()
 }
 
@@ -282,6 +332,16 @@ func (r *reader) uvarint() uint64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// uint32 reads a uvarint that must fit 32 bits.
+func (r *reader) uint32(field string) uint32 {
+	v := r.uvarint()
+	if v > uint64(^uint32(0)) {
+		r.fail("%s %d out of range", field, v)
+		return 0
+	}
+	return uint32(v)
 }
 
 func (r *reader) varint() int64 {

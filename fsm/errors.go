@@ -27,6 +27,17 @@ var (
 	ErrNegativeDuration = errors.New("duration must not be negative")
 	// ErrDurationTooLong: a duration is above its limit.
 	ErrDurationTooLong = errors.New("duration is too long")
+	// ErrUnknownMode: an Acquire names a mode this build does not know.
+	ErrUnknownMode = errors.New("unknown mode")
+	// ErrNotSemaphore: permits or a limit on a request that is not a
+	// semaphore request.
+	ErrNotSemaphore = errors.New("only semaphore requests take permits and a limit")
+	// ErrLimitOutOfRange: a semaphore limit outside 1 to MaxLimit.
+	ErrLimitOutOfRange = errors.New("semaphore limit out of range")
+	// ErrPermitsOutOfRange: permits outside 1 to the semaphore's limit.
+	ErrPermitsOutOfRange = errors.New("permits out of range")
+	// ErrOwnerRequired: a shared or semaphore hold without an owner id.
+	ErrOwnerRequired = errors.New("an owner id is required")
 	// ErrRequestIDReused: a request id was seen before with a different
 	// request.
 	ErrRequestIDReused = errors.New("request id was used before for a different request")

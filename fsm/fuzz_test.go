@@ -43,6 +43,19 @@ func FuzzDecode(f *testing.F) {
 	h.acquireWait("w", "p", 0, time.Minute, "b", "c")
 	snap := h.tab.AppendSnapshot(nil)
 	f.Add(snap[:len(snap)-4])
+	// A version 2 table with shared and semaphore holds and waiters.
+	m := newHarness(f)
+	m.apply(Command{Op: OpSetVersion, ClusterVersion: Version2})
+	m.apply(shared("r1", "a"))
+	m.apply(shared("r2", "a"))
+	m.apply(waiting(exclusive("w", "a"), "wa"))
+	m.apply(sem("s1", 3, 2, "s"))
+	m.apply(waiting(sem("s2", 3, 2, "s"), "ws"))
+	snap = m.tab.AppendSnapshot(nil)
+	f.Add(snap[:len(snap)-4])
+	for _, c := range []Command{shared("o", "a"), sem("o", 3, 1, "s"), waiting(sem("p", 3, 3, "s"), "x")} {
+		f.Add(c.Encode(nil))
+	}
 	res := Result{Op: OpAcquire, Code: CodeOK, Keys: []string{"a"}, Tokens: []uint64{3}, Deadlines: []int64{9}, Events: []Result{{Code: CodeTimedOut}}}
 	rb, _ := res.AppendBinary([]byte(resultMarker))
 	f.Add(rb)
@@ -74,6 +87,11 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the command: %+v -> %+v", c, c2)
 		}
 		h := newHarness(t)
+		if c.Version() >= Version2 {
+			h.apply(Command{Op: OpSetVersion, ClusterVersion: Version2})
+			h.apply(sem("o", 3, 1, "s"))
+			h.apply(shared("o", "r"))
+		}
 		h.acquire("o", "a")
 		h.acquireWait("r", "p", time.Second, time.Minute, "a", "b")
 		h.index++

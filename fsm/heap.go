@@ -12,8 +12,10 @@ type timer struct {
 }
 
 // less is a total order on timers (deadline, then locks before waiters, then
-// key or waiter id), so expiries happen in the same order on every replica
-// whatever the heap's layout.
+// key and owner, or waiter id), so expiries happen in the same order on
+// every replica whatever the heap's layout. The owner tells apart the
+// holds of one shared or semaphore key, whose order decides which slots
+// and holders a hand-off between them sees.
 func (a *timer) less(b *timer) bool {
 	if a.deadline != b.deadline {
 		return a.deadline < b.deadline
@@ -22,7 +24,10 @@ func (a *timer) less(b *timer) bool {
 		return a.lock != nil
 	}
 	if a.lock != nil {
-		return strings.Compare(a.lock.key, b.lock.key) < 0
+		if c := strings.Compare(a.lock.key, b.lock.key); c != 0 {
+			return c < 0
+		}
+		return a.lock.owner < b.lock.owner
 	}
 	return a.waiter.id < b.waiter.id
 }

@@ -15,27 +15,48 @@ func (t *Table) checkInvariants() error {
 			return fmt.Errorf("owner %q: the list does not start at its head", owner)
 		}
 		for l := head; l != nil; l = l.next {
-			if t.locks[l.key] != l || l.owner != owner {
+			if t.holdOf(l.key, owner) != l || l.owner != owner {
 				return fmt.Errorf("owner list entry %q/%q does not match the lock", owner, l.key)
 			}
 			if l.next != nil && l.next.prev != l {
 				return fmt.Errorf("owner %q: list broken after %q", owner, l.key)
 			}
-			if n++; n > len(t.locks) {
+			if n++; n > t.held() {
 				return fmt.Errorf("owner lists hold more entries than the table has locks (a cycle?)")
 			}
 		}
 	}
-	if n != len(t.locks) {
-		return fmt.Errorf("owner index has %d locks, table %d", n, len(t.locks))
+	if n != t.held() {
+		return fmt.Errorf("owner index has %d locks, table %d", n, t.held())
+	}
+	all := make(map[string]*lock, len(t.locks))
+	for k, l := range t.locks {
+		all[k] = l
+	}
+	holds := 0
+	for k, g := range t.groups {
+		if err := t.checkGroup(k, g); err != nil {
+			return err
+		}
+		holds += len(g.holders)
+		for o, h := range g.holders {
+			all[k+"\x00"+o] = &h.lock
+		}
+	}
+	if holds != t.holds {
+		return fmt.Errorf("groups hold %d, the count says %d", holds, t.holds)
 	}
 	timed := 0
-	for k, l := range t.locks {
-		if l.key != k {
+	for name, l := range all {
+		k := name
+		if l.key != k && l.key+"\x00"+l.owner != name {
 			return fmt.Errorf("lock under %q has key %q", k, l.key)
 		}
 		if l.token == 0 || l.token > t.index {
 			return fmt.Errorf("lock %q has token %d (index %d)", k, l.token, t.index)
+		}
+		if l.t.lock != l || l.t.waiter != nil {
+			return fmt.Errorf("lock %q: its timer points elsewhere", k)
 		}
 		if l.t.deadline != 0 {
 			timed++
@@ -55,8 +76,12 @@ func (t *Table) checkInvariants() error {
 			return fmt.Errorf("empty queue for %q", k)
 		}
 		var prev uint64
+		mode, limit, _ := t.useOf(k)
 		for e := q.Front(); e != nil; e = e.Next() {
 			w := e.Value.(*waiter)
+			if (w.mode == ModeSemaphore) != (mode == ModeSemaphore) || w.limit != limit {
+				return fmt.Errorf("queue %q: waiter %q is %s/%d, the key is used as %s/%d", k, w.rid, w.mode, w.limit, mode, limit)
+			}
 			if t.waiters[w.rid] != w {
 				return fmt.Errorf("queue %q holds an unknown waiter %q", k, w.rid)
 			}
@@ -84,7 +109,7 @@ func (t *Table) checkInvariants() error {
 		if rec := t.records[rid]; rec == nil || rec.code != CodePending {
 			return fmt.Errorf("waiter %q has no pending record", rid)
 		}
-		if _, ok := t.grantable(w.keys, w.owner, w); ok {
+		if _, ok := t.grantable(w.keys, &w.ask, w); ok {
 			return fmt.Errorf("waiter %q could be granted but waits", rid)
 		}
 	}
@@ -119,6 +144,48 @@ func (t *Table) checkInvariants() error {
 	}
 	if enc, size := len(t.AppendSnapshot(nil)), t.snapshotSize(); enc != size {
 		return fmt.Errorf("snapshot of %d bytes, snapshotSize says %d", enc, size)
+	}
+	return nil
+}
+
+// checkGroup verifies a shared or semaphore key: not also exclusive,
+// holders with owners and tokens, and for a semaphore: permits counted
+// right, within the limit, each slot below it and held once.
+func (t *Table) checkGroup(k string, g *group) error {
+	if t.locks[k] != nil {
+		return fmt.Errorf("key %q is both exclusive and %s", k, g.mode)
+	}
+	if len(g.holders) == 0 {
+		return fmt.Errorf("group %q without holders", k)
+	}
+	if err := ValidateMode(g.mode, min(g.limit, 1), g.limit, "x"); err != nil || g.mode == ModeExclusive {
+		return fmt.Errorf("group %q: mode %s limit %d: %v", k, g.mode, g.limit, err)
+	}
+	var used uint32
+	slots := map[uint32]string{}
+	for o, h := range g.holders {
+		if o == "" || h.owner != o || h.key != k {
+			return fmt.Errorf("group %q: holder %q is %q/%q", k, o, h.key, h.owner)
+		}
+		if h.token == 0 || h.token > t.index {
+			return fmt.Errorf("group %q: holder %q has token %d (index %d)", k, o, h.token, t.index)
+		}
+		if (g.mode == ModeSemaphore) != (len(h.slots) > 0) {
+			return fmt.Errorf("group %q: holder %q has %d slots in a %s key", k, o, len(h.slots), g.mode)
+		}
+		used += uint32(len(h.slots))
+		for _, s := range h.slots {
+			if s >= g.limit {
+				return fmt.Errorf("group %q: slot %d of %q is not below the limit %d", k, s, o, g.limit)
+			}
+			if other, dup := slots[s]; dup {
+				return fmt.Errorf("group %q: slot %d held by %q and %q", k, s, other, o)
+			}
+			slots[s] = o
+		}
+	}
+	if used != g.used || used > g.limit && g.mode == ModeSemaphore {
+		return fmt.Errorf("group %q: %d permits held, counted %d, limit %d", k, used, g.used, g.limit)
 	}
 	return nil
 }

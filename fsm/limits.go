@@ -22,7 +22,40 @@ const (
 	MaxExpire = 7 * 24 * time.Hour
 	// MaxWait is the longest wait timeout of an Acquire.
 	MaxWait = time.Hour
+	// MaxLimit is the largest permit limit of a semaphore. A holder's
+	// permits are numbered slots (0 to limit-1) kept with its hold and its
+	// request's record, so the limit bounds what one grant stores.
+	MaxLimit = 1000
 )
+
+// ValidateMode checks the mode fields of an Acquire: shared and semaphore
+// holds need a non-empty owner (a release must say whose hold it ends); a
+// semaphore needs a limit of 1 to MaxLimit and 1 to limit permits; the other
+// modes take neither. The error names the field.
+func ValidateMode(mode Mode, permits, limit uint32, owner string) error {
+	switch mode {
+	case ModeExclusive, ModeShared:
+		if permits != 0 {
+			return fmt.Errorf("permits: %w (the request is %s)", ErrNotSemaphore, mode)
+		}
+		if limit != 0 {
+			return fmt.Errorf("limit: %w (the request is %s)", ErrNotSemaphore, mode)
+		}
+	case ModeSemaphore:
+		if limit == 0 || limit > MaxLimit {
+			return fmt.Errorf("limit: %w (%d, must be 1 to %d)", ErrLimitOutOfRange, limit, MaxLimit)
+		}
+		if permits == 0 || permits > limit {
+			return fmt.Errorf("permits: %w (%d, must be 1 to the limit %d)", ErrPermitsOutOfRange, permits, limit)
+		}
+	default:
+		return fmt.Errorf("mode: %w (%d)", ErrUnknownMode, mode)
+	}
+	if mode != ModeExclusive && owner == "" {
+		return fmt.Errorf("owner_id: %w (for a %s hold)", ErrOwnerRequired, mode)
+	}
+	return nil
+}
 
 // NormalizeKeys checks keys against the key rules and returns them sorted and
 // de-duplicated in a new slice. The error names the offending element as

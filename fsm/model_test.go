@@ -14,13 +14,17 @@ type model struct {
 	now     int64
 	index   uint64
 	version uint32
-	locks   map[string]*mLock
+	holds   []*mHold   // every hold, exclusive, shared or semaphore, in no order
 	waiters []*mWaiter // arrival order
 	records map[string]*mRecord
 }
 
-type mLock struct {
-	owner            string
+// mHold is one owner's hold on one key.
+type mHold struct {
+	key, owner       string
+	mode             Mode
+	limit            uint32
+	slots            []uint32 // semaphore: its permits' slots
 	token            uint64
 	expire, deadline int64
 }
@@ -29,7 +33,7 @@ type mWaiter struct {
 	id       uint64
 	rid      string
 	keys     []string
-	owner    string
+	ask      ask
 	expire   int64
 	deadline int64
 }
@@ -43,7 +47,56 @@ type mRecord struct {
 }
 
 func newModel(cfg Config) *model {
-	return &model{cfg: cfg, version: Version1, locks: map[string]*mLock{}, records: map[string]*mRecord{}}
+	return &model{cfg: cfg, version: Version1, records: map[string]*mRecord{}}
+}
+
+func (m *model) holdsOn(k string) []*mHold {
+	var out []*mHold
+	for _, h := range m.holds {
+		if h.key == k {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (m *model) holdOf(k, owner string) *mHold {
+	for _, h := range m.holds {
+		if h.key == k && h.owner == owner {
+			return h
+		}
+	}
+	return nil
+}
+
+func (m *model) drop(h *mHold) {
+	m.holds = slices.DeleteFunc(m.holds, func(x *mHold) bool { return x == h })
+}
+
+// wrongMode: the first key whose holders (or, with none, first waiter) are
+// of another use than a, or whose semaphore hold by a's owner has other
+// permits.
+func (m *model) wrongMode(keys []string, a ask) string {
+	for _, k := range keys {
+		sem, limit, used := false, uint32(0), false
+		if hs := m.holdsOn(k); len(hs) > 0 {
+			sem, limit, used = hs[0].mode == ModeSemaphore, hs[0].limit, true
+		} else {
+			for _, w := range m.waiters {
+				if slices.Contains(w.keys, k) {
+					sem, limit, used = w.ask.mode == ModeSemaphore, w.ask.limit, true
+					break
+				}
+			}
+		}
+		if used && (sem != (a.mode == ModeSemaphore) || (sem && limit != a.limit)) {
+			return k
+		}
+		if h := m.holdOf(k, a.owner); a.owner != "" && h != nil && a.mode == ModeSemaphore && len(h.slots) != int(a.permits) {
+			return k
+		}
+	}
+	return ""
 }
 
 func (m *model) apply(index uint64, c *Command) *Result {
@@ -58,6 +111,10 @@ func (m *model) apply(index uint64, c *Command) *Result {
 	}
 	var r *Result
 	if c.Version() > m.version && c.Op != OpSetVersion {
+		r = &Result{Code: CodeInvalid}
+	} else if c.Op != OpAcquire && (c.Mode != 0 || c.Permits != 0 || c.Limit != 0) {
+		r = &Result{Code: CodeInvalid}
+	} else if c.Op == OpAcquire && ValidateMode(c.Mode, c.Permits, c.Limit, c.Owner) != nil {
 		r = &Result{Code: CodeInvalid}
 	} else {
 		r = m.do(c, &events)
@@ -104,21 +161,25 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 		return &r
 	}
 	r := &Result{Op: c.Op, Keys: keys, Owner: c.Owner, RequestID: c.RequestID}
+	a := ask{owner: c.Owner, mode: c.Mode, permits: c.Permits, limit: c.Limit}
 	switch c.Op {
 	case OpAcquire:
-		if busy := m.blocked(keys, c.Owner, nil); busy == "" {
-			r.Tokens, r.Deadlines = m.grant(keys, c.Owner, int64(c.Expire))
+		if k := m.wrongMode(keys, a); k != "" {
+			return &Result{Code: CodeWrongMode, Key: k} // not remembered
+		}
+		if busy := m.blocked(keys, a, nil); busy == "" {
+			r.Tokens, r.Deadlines, r.Slots = m.grant(keys, a, int64(c.Expire))
 		} else if c.Wait == 0 {
 			r.Code, r.Key = CodeBusy, busy
 		} else {
-			m.waiters = append(m.waiters, &mWaiter{id: m.index, rid: c.RequestID, keys: keys, owner: c.Owner, expire: int64(c.Expire), deadline: m.now + int64(c.Wait)})
+			m.waiters = append(m.waiters, &mWaiter{id: m.index, rid: c.RequestID, keys: keys, ask: a, expire: int64(c.Expire), deadline: m.now + int64(c.Wait)})
 			r.Code = CodePending
 		}
 	case OpRelease:
 		r.Released = true
 		if c.HasToken {
 			for _, k := range keys {
-				if l := m.locks[k]; l == nil || l.owner != c.Owner || l.token != c.Token {
+				if h := m.holdOf(k, c.Owner); h == nil || h.token != c.Token {
 					r.Code, r.Key, r.Released = CodeNotHeld, k, false
 					break
 				}
@@ -126,37 +187,44 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 		}
 		if r.Code == CodeOK {
 			for _, k := range keys {
-				if l := m.locks[k]; l != nil && l.owner == c.Owner {
-					delete(m.locks, k)
+				if h := m.holdOf(k, c.Owner); h != nil {
+					m.drop(h)
 				} else {
 					r.Released = false
 				}
 			}
 		}
-	case OpReleaseAll, OpForceRelease:
-		for k, l := range m.locks {
+	case OpReleaseAll:
+		for _, h := range slices.Clone(m.holds) {
 			inPrefixes := len(keys) == 0
 			for _, p := range keys {
-				inPrefixes = inPrefixes || strings.HasPrefix(k, p)
+				inPrefixes = inPrefixes || strings.HasPrefix(h.key, p)
 			}
-			if (c.Op == OpReleaseAll && l.owner == c.Owner && inPrefixes) || (c.Op == OpForceRelease && slices.Contains(keys, k)) {
-				delete(m.locks, k)
+			if h.owner == c.Owner && inPrefixes {
+				m.drop(h)
 				r.Count++
 			}
 		}
-		if c.Op == OpReleaseAll {
-			r.Keys = nil
+		r.Keys = nil
+	case OpForceRelease:
+		for _, k := range keys {
+			if hs := m.holdsOn(k); len(hs) > 0 {
+				for _, h := range hs {
+					m.drop(h)
+				}
+				r.Count++
+			}
 		}
 	case OpRefresh:
 		for _, k := range keys {
-			if l := m.locks[k]; l == nil || l.owner != c.Owner {
+			if m.holdOf(k, c.Owner) == nil {
 				r.Code, r.Key = CodeNotHeld, k
 				break
 			}
 		}
 		if r.Code == CodeOK {
 			for _, k := range keys {
-				l := m.locks[k]
+				l := m.holdOf(k, c.Owner)
 				if c.Expire > 0 {
 					l.expire = int64(c.Expire)
 				}
@@ -197,12 +265,12 @@ func (m *model) abandon(c *Command, events *[]Result) *Result {
 		case CodeOK:
 			n := 0
 			for _, k := range rec.res.Keys {
-				if l := m.locks[k]; l != nil && l.owner == rec.res.Owner && l.token == rec.granted {
-					delete(m.locks, k)
+				if h := m.holdOf(k, rec.res.Owner); h != nil && h.token == rec.granted {
+					m.drop(h)
 					n++
 				}
 			}
-			rec.res.Code, rec.res.Tokens, rec.res.Deadlines, rec.res.Count = CodeCancelled, nil, nil, n
+			rec.res.Code, rec.res.Tokens, rec.res.Deadlines, rec.res.Slots, rec.res.Count = CodeCancelled, nil, nil, nil, n
 			m.grantAll(events)
 			r := rec.res
 			return &r
@@ -226,14 +294,38 @@ func (m *model) cancelWithin(c *Command, events *[]Result) *Result {
 	return m.cancel(c.RequestID, events)
 }
 
-// blocked returns the first key in the way of owner (or waiter w), or "".
-func (m *model) blocked(keys []string, owner string, w *mWaiter) string {
+// blocked returns the first key in the way of a (or waiter w), or "". On
+// each key: the owner's own hold either covers a (re-entrant: exclusive
+// covers shared too; shared covers shared; an upgrade when it is the only
+// hold; a semaphore hold of the same permits) and the queue does not
+// matter, or it blocks; other holds must be compatible (read-write: only
+// shared with shared; a semaphore: same limit and permits left) and then
+// nobody may wait first.
+func (m *model) blocked(keys []string, a ask, w *mWaiter) string {
 	for _, k := range keys {
-		if l := m.locks[k]; l != nil {
-			if owner == "" || l.owner != owner {
+		hs := m.holdsOn(k)
+		if mine := m.holdOf(k, a.owner); a.owner != "" && mine != nil {
+			switch {
+			case mine.mode == ModeExclusive && a.mode != ModeSemaphore,
+				mine.mode == ModeShared && a.mode == ModeShared,
+				mine.mode == ModeShared && a.mode == ModeExclusive && len(hs) == 1,
+				mine.mode == ModeSemaphore && a.mode == ModeSemaphore && mine.limit == a.limit && len(mine.slots) == int(a.permits):
+				continue
+			}
+			return k
+		}
+		var used uint32
+		for _, h := range hs {
+			switch {
+			case h.mode == ModeExclusive, a.mode == ModeExclusive,
+				(h.mode == ModeSemaphore) != (a.mode == ModeSemaphore),
+				h.mode == ModeSemaphore && h.limit != a.limit:
 				return k
 			}
-			continue
+			used += uint32(len(h.slots))
+		}
+		if a.mode == ModeSemaphore && used+a.permits > a.limit {
+			return k
 		}
 		for _, o := range m.waiters {
 			if slices.Contains(o.keys, k) {
@@ -247,23 +339,48 @@ func (m *model) blocked(keys []string, owner string, w *mWaiter) string {
 	return ""
 }
 
-func (m *model) grant(keys []string, owner string, expire int64) ([]uint64, []int64) {
+func (m *model) grant(keys []string, a ask, expire int64) ([]uint64, []int64, []uint32) {
 	var tokens []uint64
 	var deadlines []int64
+	var slots []uint32
 	for _, k := range keys {
-		l := m.locks[k]
-		if l == nil {
-			l = &mLock{owner: owner, token: m.index}
-			m.locks[k] = l
+		var h *mHold
+		if a.owner != "" {
+			h = m.holdOf(k, a.owner)
 		}
-		l.expire, l.deadline = expire, 0
+		if h != nil && h.mode == ModeShared && a.mode == ModeExclusive {
+			m.drop(h) // upgrade: a new exclusive hold, a new token
+			h = nil
+		}
+		if h == nil {
+			h = &mHold{key: k, owner: a.owner, mode: a.mode, limit: a.limit, token: m.index}
+			for s := uint32(0); len(h.slots) < int(a.permits); s++ {
+				if !m.slotTaken(k, s) {
+					h.slots = append(h.slots, s)
+				}
+			}
+			m.holds = append(m.holds, h)
+		}
+		h.expire, h.deadline = expire, 0
 		if expire > 0 {
-			l.deadline = m.now + expire
+			h.deadline = m.now + expire
 		}
-		tokens = append(tokens, l.token)
-		deadlines = append(deadlines, l.deadline)
+		tokens = append(tokens, h.token)
+		deadlines = append(deadlines, h.deadline)
+		if a.mode == ModeSemaphore {
+			slots = append(slots, h.slots...)
+		}
 	}
-	return tokens, deadlines
+	return tokens, deadlines, slots
+}
+
+func (m *model) slotTaken(k string, s uint32) bool {
+	for _, h := range m.holdsOn(k) {
+		if slices.Contains(h.slots, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // grantAll grants waiters, oldest first, until none can be granted.
@@ -271,12 +388,12 @@ func (m *model) grantAll(events *[]Result) {
 	for again := true; again; {
 		again = false
 		for i, w := range m.waiters {
-			if m.blocked(w.keys, w.owner, w) != "" {
+			if m.blocked(w.keys, w.ask, w) != "" {
 				continue
 			}
 			m.waiters = slices.Delete(m.waiters, i, i+1)
 			rec := m.records[w.rid]
-			rec.res.Tokens, rec.res.Deadlines = m.grant(w.keys, w.owner, w.expire)
+			rec.res.Tokens, rec.res.Deadlines, rec.res.Slots = m.grant(w.keys, w.ask, w.expire)
 			rec.res.Code, rec.at = CodeOK, m.now
 			if m.version >= Version2 {
 				rec.granted = m.index
@@ -322,6 +439,7 @@ func (m *model) expire(events *[]Result) {
 		deadline int64
 		isWait   bool
 		key      string
+		owner    string
 		id       uint64
 	}
 	for {
@@ -331,12 +449,12 @@ func (m *model) expire(events *[]Result) {
 				return
 			}
 			if next == nil || cmp.Or(cmp.Compare(d.deadline, next.deadline), compareBool(d.isWait, next.isWait),
-				cmp.Compare(d.key, next.key), cmp.Compare(d.id, next.id)) < 0 {
+				cmp.Compare(d.key, next.key), cmp.Compare(d.owner, next.owner), cmp.Compare(d.id, next.id)) < 0 {
 				next = &d
 			}
 		}
-		for k, l := range m.locks {
-			consider(due{deadline: l.deadline, key: k})
+		for _, h := range m.holds {
+			consider(due{deadline: h.deadline, key: h.key, owner: h.owner})
 		}
 		for _, w := range m.waiters {
 			consider(due{deadline: w.deadline, isWait: true, id: w.id})
@@ -345,7 +463,7 @@ func (m *model) expire(events *[]Result) {
 			return
 		}
 		if !next.isWait {
-			delete(m.locks, next.key)
+			m.drop(m.holdOf(next.key, next.owner))
 			m.grantAll(events)
 			continue
 		}

@@ -23,12 +23,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestProperties runs random command sequences against the Table, a naive
-// model, and a second Table that is snapshotted and restored at random
-// points. After every step it checks: the same results from all three; the
-// table's internal invariants (one holder per key, FIFO queues, no overdue
-// lock or waiter, no grantable waiter left waiting); fencing tokens strictly
-// increase per key; a replayed request id changes nothing.
+// TestProperties runs random command sequences, exclusive, shared and
+// semaphore, against the Table, a naive model, and a second Table that is
+// snapshotted and restored at random points. After every step it checks:
+// the same results and states from all three (byte-identical snapshots);
+// the table's internal invariants (FIFO queues, one use per key, no overdue
+// lock or waiter, no grantable waiter left waiting); on the model's own
+// state, that a semaphore's holders never hold more than its limit and an
+// exclusive hold is alone on its key (a writer never overlaps a reader);
+// that a resource fenced by DESIGN.md's rule accepts every current holder
+// and refuses every stale one once a conflicting later grant has been seen;
+// tokens never go back; a replayed request id changes nothing.
 func TestProperties(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		cfg := DefaultConfig()
@@ -38,8 +43,17 @@ func TestProperties(t *testing.T) {
 			now     = int64(time.Hour)
 			past    []Command // commands with request ids, for replays
 			lastTok = map[string]uint64{}
+			seen    = map[string]bool{}
 			ridSeq  int
 		)
+		res := newFencedResource()
+		if rapid.Bool().Draw(rt, "start at version 2?") {
+			c := Command{Op: OpSetVersion, ClusterVersion: Version2, Time: now}
+			index++
+			tab.Apply(index, &c)
+			twin.Apply(index, &c)
+			ref.apply(index, &c)
+		}
 		steps := rapid.IntRange(1, 80).Draw(rt, "steps")
 		for step := 0; step < steps; step++ {
 			now += int64(rapid.IntRange(0, 3000).Draw(rt, "advance_ms")) * int64(time.Millisecond)
@@ -76,11 +90,14 @@ func TestProperties(t *testing.T) {
 					rt.Fatalf("step %d: replay of request %q changed the state", step, c.RequestID)
 				}
 			}
-			for k, l := range tab.locks {
-				if prev := lastTok[k]; l.token < prev {
-					rt.Fatalf("step %d: token of %q went from %d to %d", step, k, prev, l.token)
-				}
-				lastTok[k] = l.token
+			if err := newTokens(allLocks(tab), lastTok, seen); err != nil {
+				rt.Fatalf("step %d %s %+v: %v", step, c.Op, c, err)
+			}
+			if err := ref.checkModes(); err != nil {
+				rt.Fatalf("step %d %s %+v: %v", step, c.Op, c, err)
+			}
+			if err := res.step(allLocks(tab)); err != nil {
+				rt.Fatalf("step %d %s %+v: %v", step, c.Op, c, err)
 			}
 			if rapid.IntRange(0, 9).Draw(rt, "snapshot") == 0 {
 				b := twin.AppendSnapshot(nil)
@@ -101,9 +118,29 @@ func TestProperties(t *testing.T) {
 }
 
 var (
-	genKeys   = []string{"a", "b", "c", "d"}
-	genOwners = []string{"", "o1", "o2", "o3"}
+	genKeys    = []string{"a", "b", "c", "d"}
+	genSemKeys = []string{"c", "d"} // semaphore requests: keys that read-write requests use too
+	genOwners  = []string{"", "o1", "o2", "o3"}
 )
+
+// genMode draws an Acquire's mode onto c: exclusive half the time, else
+// shared or a semaphore (limit 2 mostly, 3 sometimes, on c or d), mostly
+// with an owner (anonymous ones are refused, which is tested too).
+func genMode(rt *rapid.T, c *Command) {
+	switch rapid.IntRange(0, 3).Draw(rt, "mode") {
+	case 0, 1:
+		return
+	case 2:
+		c.Mode = ModeShared
+	case 3:
+		c.Mode, c.Limit = ModeSemaphore, uint32(rapid.SampledFrom([]int{2, 2, 3}).Draw(rt, "limit"))
+		c.Permits = uint32(rapid.IntRange(1, int(c.Limit)).Draw(rt, "permits"))
+		c.Keys = rapid.SliceOfN(rapid.SampledFrom(genSemKeys), 1, 2).Draw(rt, "sem keys")
+	}
+	if c.Owner == "" && rapid.IntRange(0, 3).Draw(rt, "anonymous?") > 0 {
+		c.Owner = "o1"
+	}
+}
 
 func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, bool) {
 	if len(past) > 0 && rapid.IntRange(0, 7).Draw(rt, "replay?") == 0 {
@@ -140,14 +177,16 @@ func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, 
 		if c.RequestID != "" {
 			c.Attempt = attempt()
 		}
+		genMode(rt, &c)
 	case 3, 4:
 		c.Op, c.Expire, c.Wait, c.RequestID, c.Attempt = OpAcquire, dur("expire"), dur("wait")+time.Second, newRID(), attempt()
+		genMode(rt, &c)
 	case 5:
 		c.Op = OpRelease
 		if rapid.Bool().Draw(rt, "token?") {
 			c.HasToken = true
-			if l, ok := tab.Get(keys[0]); ok && rapid.Bool().Draw(rt, "current?") {
-				c.Token = l.Token
+			if l := tab.holdOf(keys[0], owner); l != nil && rapid.Bool().Draw(rt, "current?") {
+				c.Token = l.token
 			} else {
 				c.Token = uint64(rapid.IntRange(0, 50).Draw(rt, "token"))
 			}
@@ -176,6 +215,35 @@ func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, 
 		}
 	}
 	return c, false
+}
+
+func holdString(key, owner string, mode Mode, limit uint32, slots []uint32, token uint64, expire, deadline int64) string {
+	return fmt.Sprintf("%s/%s:%s/%d%v@%d+%d<%d", key, owner, mode, limit, slots, token, expire, deadline)
+}
+
+// tableHolds lists every hold of the table, sorted: the state the model
+// must agree with.
+func tableHolds(t *Table) string {
+	var s []string
+	for k, l := range t.locks {
+		s = append(s, holdString(k, l.owner, ModeExclusive, 0, nil, l.token, l.expire, l.t.deadline))
+	}
+	for k, g := range t.groups {
+		for _, h := range g.holders {
+			s = append(s, holdString(k, h.owner, g.mode, g.limit, h.slots, h.token, h.expire, h.t.deadline))
+		}
+	}
+	slices.Sort(s)
+	return strings.Join(s, " ")
+}
+
+func modelHolds(m *model) string {
+	var s []string
+	for _, h := range m.holds {
+		s = append(s, holdString(h.key, h.owner, h.mode, h.limit, h.slots, h.token, h.expire, h.deadline))
+	}
+	slices.Sort(s)
+	return strings.Join(s, " ")
 }
 
 func stateWithoutIndex(t *Table) []byte {
@@ -216,26 +284,209 @@ func sameState(t *Table, m *model) error {
 	if t.now != m.now {
 		return fmt.Errorf("now %d vs %d", t.now, m.now)
 	}
-	if len(t.locks) != len(m.locks) {
-		return fmt.Errorf("%d locks vs %d", len(t.locks), len(m.locks))
-	}
-	for k, l := range t.locks {
-		ml := m.locks[k]
-		if ml == nil || ml.owner != l.owner || ml.token != l.token || ml.deadline != l.t.deadline || ml.expire != l.expire {
-			return fmt.Errorf("lock %q: table %+v vs model %+v", k, *l, ml)
-		}
+	if th, mh := tableHolds(t), modelHolds(m); th != mh {
+		return fmt.Errorf("holds:\n table %s\n model %s", th, mh)
 	}
 	if len(t.waiters) != len(m.waiters) {
 		return fmt.Errorf("%d waiters vs %d", len(t.waiters), len(m.waiters))
 	}
 	for _, mw := range m.waiters {
 		w := t.waiters[mw.rid]
-		if w == nil || w.id != mw.id || w.t.deadline != mw.deadline {
+		if w == nil || w.id != mw.id || w.t.deadline != mw.deadline || w.ask != mw.ask {
 			return fmt.Errorf("waiter %q differs", mw.rid)
 		}
 	}
 	if len(t.records) != len(m.records) {
 		return fmt.Errorf("%d records vs %d", len(t.records), len(m.records))
+	}
+	return nil
+}
+
+// holdsOf lists the holds of held keys, exclusive or not.
+func holdsOf(locks []LockInfo) []fencedHold {
+	var out []fencedHold
+	for _, li := range locks {
+		if li.Mode == ModeExclusive {
+			out = append(out, fencedHold{key: li.Key, owner: li.Owner, mode: ModeExclusive, token: li.Token})
+			continue
+		}
+		for _, hi := range li.Holders {
+			out = append(out, fencedHold{key: li.Key, owner: hi.Owner, mode: li.Mode, token: hi.Token, slots: hi.Slots})
+		}
+	}
+	return out
+}
+
+// newTokens checks that every hold not seen before has a token above every
+// token seen on its key before this step (holds granted in one entry share
+// it): tokens strictly increase in the order grants happen, whatever the
+// mode, and a writer's token is above every reader it excluded.
+func newTokens(locks []LockInfo, last map[string]uint64, seen map[string]bool) error {
+	next := map[string]uint64{}
+	for _, h := range holdsOf(locks) {
+		if !seen[h.id()] {
+			if h.token <= last[h.key] {
+				return fmt.Errorf("new hold %s: token not above %d, the highest granted on the key before", h.id(), last[h.key])
+			}
+			seen[h.id()] = true
+		}
+		next[h.key] = max(next[h.key], h.token)
+	}
+	for k, v := range next {
+		last[k] = max(last[k], v)
+	}
+	return nil
+}
+
+// allLocks lists every held key of the table.
+func allLocks(t *Table) []LockInfo {
+	l, _ := t.List(ListOptions{})
+	return l
+}
+
+// checkModes checks, on the model's own state, what modes promise: an
+// exclusive hold is the only hold on its key (a writer never overlaps a
+// reader), a key's holds are of one use, and a semaphore's holds take at
+// most its limit in permits, each slot held once.
+func (m *model) checkModes() error {
+	byKey := map[string][]*mHold{}
+	for _, h := range m.holds {
+		byKey[h.key] = append(byKey[h.key], h)
+	}
+	for k, hs := range byKey {
+		var used uint32
+		slots := map[uint32]bool{}
+		for _, h := range hs {
+			if h.mode == ModeExclusive && len(hs) > 1 {
+				return fmt.Errorf("key %q: an exclusive hold beside %d others", k, len(hs)-1)
+			}
+			if h.mode != hs[0].mode || h.limit != hs[0].limit {
+				return fmt.Errorf("key %q: holds of %s/%d and %s/%d", k, h.mode, h.limit, hs[0].mode, hs[0].limit)
+			}
+			for _, s := range h.slots {
+				if slots[s] || s >= h.limit {
+					return fmt.Errorf("key %q: slot %d twice or not below the limit %d", k, s, h.limit)
+				}
+				slots[s] = true
+			}
+			used += uint32(len(h.slots))
+		}
+		if hs[0].mode == ModeSemaphore && used > hs[0].limit {
+			return fmt.Errorf("key %q: %d permits held, limit %d", k, used, hs[0].limit)
+		}
+	}
+	return nil
+}
+
+// fencedResource is a resource that follows DESIGN.md's fencing rule
+// ("Modes"): per key the highest token of an accepted exclusive operation
+// (W) and of any accepted operation (A), and per semaphore slot the
+// highest token accepted under it (S). An exclusive holder's operation is
+// accepted iff its token >= A; a shared holder's iff >= W; a semaphore
+// holder's iff >= W and >= S of each of its slots.
+type fencedResource struct {
+	w, a  map[string]uint64
+	slot  map[string]uint64 // "key/slot"
+	stale []fencedHold      // holds that ended, newest last
+	seen  []fencedHold      // every hold seen, for "a later conflicting grant"
+	last  map[string]fencedHold
+}
+
+type fencedHold struct {
+	key, owner string
+	mode       Mode
+	token      uint64
+	slots      []uint32
+}
+
+func (h fencedHold) id() string { return fmt.Sprintf("%s/%s/%s/%d", h.key, h.owner, h.mode, h.token) }
+
+func newFencedResource() *fencedResource {
+	return &fencedResource{w: map[string]uint64{}, a: map[string]uint64{}, slot: map[string]uint64{}, last: map[string]fencedHold{}}
+}
+
+func (f *fencedResource) op(h fencedHold) bool {
+	switch h.mode {
+	case ModeExclusive:
+		if h.token < f.a[h.key] {
+			return false
+		}
+		f.w[h.key] = h.token
+	case ModeShared:
+		if h.token < f.w[h.key] {
+			return false
+		}
+	case ModeSemaphore:
+		if h.token < f.w[h.key] {
+			return false
+		}
+		for _, s := range h.slots {
+			if h.token < f.slot[fmt.Sprintf("%s/%d", h.key, s)] {
+				return false
+			}
+		}
+		for _, s := range h.slots {
+			f.slot[fmt.Sprintf("%s/%d", h.key, s)] = h.token
+		}
+	}
+	f.a[h.key] = max(f.a[h.key], h.token)
+	return true
+}
+
+// conflicts tells whether later, a grant after h on h's key, must fence h
+// out: anything after an exclusive hold; an exclusive hold after anything;
+// a semaphore hold that shares a slot with h.
+func conflicts(h, later fencedHold) bool {
+	if later.key != h.key || later.token <= h.token {
+		return false
+	}
+	if h.mode == ModeExclusive || later.mode == ModeExclusive {
+		return true
+	}
+	for _, s := range later.slots {
+		if slices.Contains(h.slots, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// step lets every current holder operate (each must be accepted), then
+// every holder whose hold ended try again: accepted only if no conflicting
+// later grant has operated.
+func (f *fencedResource) step(locks []LockInfo) error {
+	cur := map[string]fencedHold{}
+	for _, h := range holdsOf(locks) {
+		cur[h.id()] = h
+	}
+	for id, h := range f.last {
+		if _, ok := cur[id]; !ok {
+			f.stale = append(f.stale, h)
+		}
+	}
+	if len(f.stale) > 64 {
+		f.stale = f.stale[len(f.stale)-64:]
+	}
+	ids := make([]string, 0, len(cur))
+	for id := range cur {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		h := cur[id]
+		if _, ok := f.last[id]; !ok {
+			f.seen = append(f.seen, h)
+		}
+		if !f.op(h) {
+			return fmt.Errorf("fencing: current holder %s (slots %v) refused", id, h.slots)
+		}
+	}
+	f.last = cur
+	for _, h := range f.stale {
+		fenced := slices.ContainsFunc(f.seen, func(later fencedHold) bool { return conflicts(h, later) })
+		if f.op(h) && fenced {
+			return fmt.Errorf("fencing: stale holder %s (slots %v) accepted after a conflicting later grant", h.id(), h.slots)
+		}
 	}
 	return nil
 }

@@ -34,6 +34,12 @@ const (
 	// CodeDenied: a CancelWait limited to key prefixes named a request whose
 	// keys are outside them; Result.Key names the first. Nothing changed.
 	CodeDenied
+	// CodeWrongMode: an Acquire disagrees with how a key is used (held or
+	// waited for) now: another mode, another semaphore limit, or other
+	// permits than the owner holds. Result.Key names the first such key,
+	// Result.Msg says how. Nothing changed, and the request id is not
+	// remembered (a retry may succeed once the key is used otherwise).
+	CodeWrongMode
 )
 
 var codeNames = [...]string{
@@ -47,6 +53,7 @@ var codeNames = [...]string{
 	CodeExhausted: "exhausted",
 	CodeUnknown:   "unknown",
 	CodeDenied:    "denied",
+	CodeWrongMode: "wrong_mode",
 }
 
 func (c Code) String() string {
@@ -88,6 +95,10 @@ type Result struct {
 	Tokens []uint64
 	// Deadlines holds each key's expiry in cluster time; 0: never expires.
 	Deadlines []int64
+	// Slots holds a granted semaphore Acquire's permit slots: Permits
+	// numbers per key, key after key (the fencing of a semaphore is per
+	// key and slot; see DESIGN.md, "Modes").
+	Slots []uint32
 	// Released tells whether a Release freed everything it named.
 	Released bool
 	// Count is how many locks a ReleaseAll or ForceRelease freed.

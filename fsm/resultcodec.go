@@ -14,6 +14,7 @@ const resultEncoding = 1
 const (
 	resultReleased = 1 << iota // flag bits of an encoded Result
 	resultDuplicate
+	resultSlots // Slots follow Deadlines
 )
 
 // AppendBinary appends the encoding of r, events included, to dst.
@@ -30,6 +31,9 @@ func (r *Result) appendFields(dst []byte, withEvents bool) []byte {
 	if r.Duplicate {
 		flags |= resultDuplicate
 	}
+	if len(r.Slots) > 0 {
+		flags |= resultSlots
+	}
 	dst = append(dst, byte(r.Op), byte(r.Code), flags)
 	dst = appendString(dst, r.Key)
 	dst = appendString(dst, r.Msg)
@@ -43,6 +47,9 @@ func (r *Result) appendFields(dst []byte, withEvents bool) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(r.Deadlines)))
 	for _, v := range r.Deadlines {
 		dst = binary.AppendVarint(dst, v)
+	}
+	if len(r.Slots) > 0 {
+		dst = appendUint32s(dst, r.Slots)
 	}
 	dst = binary.AppendVarint(dst, int64(r.Count))
 	dst = binary.AppendVarint(dst, r.Now)
@@ -81,7 +88,7 @@ func DecodeResult(b []byte) (*Result, error) {
 func (rd *reader) result(withEvents bool) *Result {
 	r := &Result{Op: Op(rd.byte()), Code: Code(rd.byte())}
 	flags := rd.byte()
-	if flags&^(resultReleased|resultDuplicate) != 0 {
+	if flags&^(resultReleased|resultDuplicate|resultSlots) != 0 {
 		rd.fail("unknown result flags %#x", flags)
 	}
 	r.Released, r.Duplicate = flags&resultReleased != 0, flags&resultDuplicate != 0
@@ -100,6 +107,9 @@ func (rd *reader) result(withEvents bool) *Result {
 			r.Deadlines[i] = rd.varint()
 		}
 	}
+	if flags&resultSlots != 0 {
+		r.Slots = rd.uint32s()
+	}
 	r.Count = int(rd.varint())
 	r.Now = rd.varint()
 	r.Index = rd.uvarint()
@@ -115,4 +125,33 @@ func (rd *reader) result(withEvents bool) *Result {
 		}
 	}
 	return r
+}
+
+func appendUint32s(dst []byte, vs []uint32) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	for _, v := range vs {
+		dst = binary.AppendUvarint(dst, uint64(v))
+	}
+	return dst
+}
+
+func uint32sLen(vs []uint32) int {
+	n := uvarintLen(uint64(len(vs)))
+	for _, v := range vs {
+		n += uvarintLen(uint64(v))
+	}
+	return n
+}
+
+// uint32s reads what appendUint32s wrote (nil when empty).
+func (rd *reader) uint32s() []uint32 {
+	n := rd.count()
+	if n == 0 {
+		return nil
+	}
+	vs := make([]uint32, n)
+	for i := range vs {
+		vs[i] = rd.uint32("slot")
+	}
+	return vs
 }

@@ -29,7 +29,7 @@ func fill(t *testing.T, v reflect.Value, seed int, depth int) {
 				switch e.Kind() {
 				case reflect.String:
 					e.SetString(name + string(rune('0'+j)))
-				case reflect.Uint64:
+				case reflect.Uint64, reflect.Uint32:
 					e.SetUint(uint64(n*10 + j))
 				case reflect.Int64:
 					e.SetInt(int64(-(n*10 + j)))

@@ -16,10 +16,14 @@ import (
 // snapshot. Equal states give equal bytes: every collection is written in an
 // order defined by the state itself, never by map iteration.
 //
-// Version 2 adds the cluster version after now, each waiter's attempt, and
-// each record's attempt and granted index. A table writes the version of its
-// cluster version, so a cluster that has not moved to version 2 keeps
-// snapshots that version 1 nodes can install.
+// Version 2 adds the cluster version after now; after the locks, the
+// shared and semaphore keys in key order (mode, limit, and the holders in
+// owner order: owner, token, expire, deadline, slots); each waiter's
+// attempt, mode, permits and limit; and each record's attempt, granted
+// index and slots. A table writes the version of its cluster version, so a
+// cluster that has not moved to version 2 keeps snapshots that version 1
+// nodes can install (a version 1 table has no shared or semaphore keys:
+// they need version 2 commands).
 const snapshotMagic = "RLSN"
 
 // AppendSnapshot appends the encoding of the whole table to dst. It makes
@@ -38,11 +42,7 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(t.version))
 	}
 
-	keys := make([]string, 0, len(t.locks))
-	for k := range t.locks {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(t.locks)
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
 		l := t.locks[k]
@@ -51,6 +51,9 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, l.token)
 		dst = binary.AppendVarint(dst, l.expire)
 		dst = binary.AppendVarint(dst, l.t.deadline)
+	}
+	if v2 {
+		dst = t.appendGroups(dst)
 	}
 
 	ws := t.waitersInOrder()
@@ -65,6 +68,9 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, w.t.deadline)
 		if v2 {
 			dst = binary.AppendUvarint(dst, t.records[w.rid].attempt)
+			dst = append(dst, byte(w.mode))
+			dst = binary.AppendUvarint(dst, uint64(w.permits))
+			dst = binary.AppendUvarint(dst, uint64(w.limit))
 		}
 	}
 
@@ -95,6 +101,7 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		if v2 {
 			dst = binary.AppendUvarint(dst, rec.attempt)
 			dst = binary.AppendUvarint(dst, rec.granted)
+			dst = appendUint32s(dst, rec.slots)
 		}
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(dst[start:]))
@@ -108,14 +115,23 @@ func (t *Table) snapshotSize() int {
 		n += uvarintLen(uint64(t.version))
 	}
 	for _, l := range t.locks {
-		n += stringLen(l.key) + stringLen(l.owner) + uvarintLen(l.token) + varintLen(l.expire) + varintLen(l.t.deadline)
+		n += holdLen(l)
+	}
+	if v2 {
+		n += uvarintLen(uint64(len(t.groups)))
+		for k, g := range t.groups {
+			n += stringLen(k) + 1 + uvarintLen(uint64(g.limit)) + uvarintLen(uint64(len(g.holders)))
+			for _, h := range g.holders {
+				n += holdLen(&h.lock) - stringLen(k) + uint32sLen(h.slots)
+			}
+		}
 	}
 	n += uvarintLen(uint64(len(t.waiters)))
 	for _, w := range t.waiters {
 		n += uvarintLen(w.id) + stringLen(w.rid) + stringsLen(w.keys) + stringLen(w.owner) + varintLen(w.expire) +
 			uvarintLen(w.fp) + varintLen(w.t.deadline)
 		if v2 {
-			n += uvarintLen(t.records[w.rid].attempt)
+			n += uvarintLen(t.records[w.rid].attempt) + 1 + uvarintLen(uint64(w.permits)) + uvarintLen(uint64(w.limit))
 		}
 	}
 	live := t.ring[t.head:]
@@ -131,10 +147,95 @@ func (t *Table) snapshotSize() int {
 			n += varintLen(v)
 		}
 		if v2 {
-			n += uvarintLen(rec.attempt) + uvarintLen(rec.granted)
+			n += uvarintLen(rec.attempt) + uvarintLen(rec.granted) + uint32sLen(rec.slots)
 		}
 	}
 	return n + 4 // the CRC
+}
+
+// holdLen is the encoded length of an exclusive lock (key, owner, token,
+// expire, deadline).
+func holdLen(l *lock) int {
+	return stringLen(l.key) + stringLen(l.owner) + uvarintLen(l.token) + varintLen(l.expire) + varintLen(l.t.deadline)
+}
+
+// appendGroups writes the shared and semaphore keys (version 2).
+func (t *Table) appendGroups(dst []byte) []byte {
+	keys := sortedKeys(t.groups)
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for _, k := range keys {
+		g := t.groups[k]
+		dst = appendString(dst, k)
+		dst = append(dst, byte(g.mode))
+		dst = binary.AppendUvarint(dst, uint64(g.limit))
+		owners := sortedKeys(g.holders)
+		dst = binary.AppendUvarint(dst, uint64(len(owners)))
+		for _, o := range owners {
+			h := g.holders[o]
+			dst = appendString(dst, h.owner)
+			dst = binary.AppendUvarint(dst, h.token)
+			dst = binary.AppendVarint(dst, h.expire)
+			dst = binary.AppendVarint(dst, h.t.deadline)
+			dst = appendUint32s(dst, h.slots)
+		}
+	}
+	return dst
+}
+
+// readGroups reads what appendGroups wrote into t, checking that each
+// group is one a table can reach: a known mode, holders with owners, a
+// semaphore's slots distinct, below its limit and within it in all.
+func (t *Table) readGroups(r *reader) {
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		k, mode, limit := r.string(), Mode(r.byte()), r.uint32("limit")
+		if r.err != nil {
+			return
+		}
+		if err := ValidateMode(mode, min(limit, 1), limit, "-"); err != nil || mode == ModeExclusive || t.locks[k] != nil || t.groups[k] != nil {
+			r.fail("bad group %q", k)
+			return
+		}
+		a := ask{mode: mode, limit: limit}
+		taken := map[uint32]bool{}
+		for m := r.count(); m > 0 && r.err == nil; m-- {
+			a.owner = r.string()
+			token, expire, deadline, slots := r.uvarint(), r.varint(), r.varint(), r.uint32s()
+			if r.err != nil {
+				return
+			}
+			g := t.groups[k]
+			if a.owner == "" || (g != nil && g.holders[a.owner] != nil) || (mode == ModeSemaphore) != (len(slots) > 0) ||
+				(g != nil && g.used+uint32(len(slots)) > limit) {
+				r.fail("bad holder %q of %q", a.owner, k)
+				return
+			}
+			for _, s := range slots {
+				if s >= limit || taken[s] {
+					r.fail("bad slot %d of %q", s, k)
+					return
+				}
+				taken[s] = true
+			}
+			a.permits = uint32(len(slots))
+			h := t.addHold(k, &a)
+			h.token, h.expire, h.slots = token, expire, slots
+			t.timers.set(&h.t, deadline)
+		}
+		if r.err == nil && t.groups[k] == nil {
+			r.fail("group %q without holders", k)
+		}
+	}
+}
+
+// sortedKeys returns a map's keys in order: what snapshots write follows
+// the state, never map iteration.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func uvarintLen(v uint64) int {
@@ -231,18 +332,24 @@ func Restore(cfg Config, b []byte) (*Table, error) {
 		t.link(l)
 		t.timers.set(&l.t, deadline)
 	}
+	if v2 && r.err == nil {
+		t.readGroups(&r)
+	}
 
 	for n := r.count(); n > 0 && r.err == nil; n-- {
-		w := &waiter{id: r.uvarint(), rid: r.string(), keys: r.strings(), owner: r.string(), expire: r.varint(), fp: r.uvarint()}
+		w := &waiter{id: r.uvarint(), rid: r.string(), keys: r.strings()}
+		w.owner, w.expire, w.fp = r.string(), r.varint(), r.uvarint()
 		deadline := r.varint()
 		var attempt uint64
 		if v2 {
 			attempt = r.uvarint()
+			w.mode = Mode(r.byte())
+			w.permits, w.limit = r.uint32("permits"), r.uint32("limit")
 		}
 		if r.err != nil {
 			break
 		}
-		if w.rid == "" || t.waiters[w.rid] != nil || len(w.keys) == 0 || deadline <= 0 {
+		if w.rid == "" || t.waiters[w.rid] != nil || len(w.keys) == 0 || deadline <= 0 || ValidateMode(w.mode, w.permits, w.limit, w.owner) != nil {
 			r.fail("bad waiter %q", w.rid)
 			break
 		}
@@ -270,6 +377,7 @@ func Restore(cfg Config, b []byte) (*Table, error) {
 		if v2 {
 			rec.attempt = r.uvarint()
 			rec.granted = r.uvarint()
+			rec.slots = r.uint32s()
 		}
 		if r.err != nil {
 			break

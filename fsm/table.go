@@ -70,10 +70,10 @@ type lock struct {
 
 // waiter is an Acquire waiting in the queues of its keys.
 type waiter struct {
+	ask           // owner, mode, permits, limit
 	id     uint64 // Raft index of the entry that queued it: arrival order
 	rid    string
 	keys   []string
-	owner  string
 	expire int64
 	fp     uint64
 	elems  []*list.Element // its place in each key's queue, parallel to keys
@@ -92,6 +92,7 @@ type record struct {
 	key       string // for CodeBusy / CodeNotHeld
 	tokens    []uint64
 	deadlines []int64
+	slots     []uint32 // a granted semaphore Acquire's slots (Result.Slots)
 	released  bool
 	count     int
 	// attempt is the latest attempt that carried this Acquire's request id
@@ -111,8 +112,10 @@ type Table struct {
 	index   uint64 // Raft index of the last applied entry
 	version uint32 // cluster version: the highest log version entries may use
 
-	locks   map[string]*lock
-	owners  map[string]*lock      // owner -> first of its locks (lock.next)
+	locks   map[string]*lock      // exclusive keys
+	groups  map[string]*group     // shared and semaphore keys (modes.go)
+	holds   int                   // holds in groups
+	owners  map[string]*lock      // owner -> first of its holds (lock.next)
 	queues  map[string]*list.List // key -> FIFO of *waiter
 	waiters map[string]*waiter    // request id -> waiter
 	// ownerWaiters counts waiters per non-empty owner, so a hand-off looks
@@ -135,6 +138,7 @@ func New(cfg Config) *Table {
 		cfg:          cfg,
 		version:      Version1,
 		locks:        make(map[string]*lock),
+		groups:       make(map[string]*group),
 		owners:       make(map[string]*lock),
 		queues:       make(map[string]*list.List),
 		waiters:      make(map[string]*waiter),
@@ -193,6 +197,9 @@ func (t *Table) Apply(index uint64, c *Command) *Result {
 func (t *Table) run(c *Command, events *[]Result) *Result {
 	if v := c.Version(); v > t.version && c.Op != OpSetVersion {
 		return invalid("%s: needs cluster version %d, the cluster is at version %d", c.Op, v, t.version)
+	}
+	if c.Op != OpAcquire && (c.Mode != ModeExclusive || c.Permits != 0 || c.Limit != 0) {
+		return invalid("mode: only an acquire takes a mode, permits or a limit")
 	}
 	switch c.Op {
 	case OpTick:
@@ -280,7 +287,7 @@ func (t *Table) remember(c *Command, fp uint64, r *Result) {
 	}
 	rec := &record{
 		rid: c.RequestID, op: c.Op, code: r.Code, fp: fp, keys: r.Keys, owner: c.Owner,
-		key: r.Key, tokens: r.Tokens, deadlines: r.Deadlines, released: r.Released, count: r.Count,
+		key: r.Key, tokens: r.Tokens, deadlines: r.Deadlines, slots: r.Slots, released: r.Released, count: r.Count,
 		attempt: c.Attempt,
 	}
 	if c.Op == OpAcquire && r.Code == CodeOK {
@@ -341,59 +348,82 @@ func (rec *record) tombstone() bool {
 func (rec *record) result() Result {
 	return Result{
 		Op: rec.op, Code: rec.code, RequestID: rec.rid, Key: rec.key, Keys: rec.keys,
-		Owner: rec.owner, Tokens: rec.tokens, Deadlines: rec.deadlines,
+		Owner: rec.owner, Tokens: rec.tokens, Deadlines: rec.deadlines, Slots: rec.slots,
 		Released: rec.released, Count: rec.count,
 	}
 }
 
-// grantable reports whether owner (or waiter w, if not nil) may take every
-// key now; if not, it returns the first key in the way.
-func (t *Table) grantable(keys []string, owner string, w *waiter) (string, bool) {
+// grantable reports whether a (or waiter w, if not nil) may take every key
+// now; if not, it returns the first key in the way. A key is grantable when
+// the owner's own hold covers the request (re-entrant, or an upgrade), or
+// its holders leave room (free; shared among shared requests; permits left
+// of a semaphore) and nobody waits before w.
+func (t *Table) grantable(keys []string, a *ask, w *waiter) (string, bool) {
 	for _, k := range keys {
-		if l := t.locks[k]; l != nil {
-			if owner == "" || l.owner != owner {
-				return k, false
-			}
-			continue // re-entrant: the same non-empty owner
-		}
-		if q := t.queues[k]; q != nil {
-			if w == nil || q.Front().Value.(*waiter) != w {
-				return k, false // free, but others wait first: no barging
+		switch t.fit(k, a) {
+		case blocked:
+			return k, false
+		case room:
+			if q := t.queues[k]; q != nil {
+				if w == nil || q.Front().Value.(*waiter) != w {
+					return k, false // room, but others wait first: no barging
+				}
 			}
 		}
 	}
 	return "", true
 }
 
-// grant takes keys for owner with the current entry's index as the token
-// of every new lock; held (re-entrant) keys keep their token and get a new
-// deadline.
-func (t *Table) grant(keys []string, owner string, expire int64) ([]uint64, []int64) {
-	tokens := make([]uint64, len(keys))
-	deadlines := make([]int64, len(keys))
+// grant takes keys for a with the current entry's index as the token of
+// every new hold; holds the owner has (re-entrant) keep their token (and
+// slots) and get a new deadline. An exclusive request on the owner's only
+// shared hold upgrades it: the key becomes exclusive with a new token.
+// slots are a semaphore grant's permit slots, key after key.
+func (t *Table) grant(keys []string, a *ask, expire int64) (tokens []uint64, deadlines []int64, slots []uint32) {
+	tokens = make([]uint64, len(keys))
+	deadlines = make([]int64, len(keys))
 	var deadline int64
 	if expire > 0 {
 		deadline = t.now + expire
 	}
 	for i, k := range keys {
-		l := t.locks[k]
-		if l == nil {
-			l = &lock{key: k, owner: owner, token: t.index}
+		var l *lock
+		if a.owner != "" {
+			l = t.holdOf(k, a.owner)
+		}
+		if l != nil && a.mode == ModeExclusive && t.locks[k] != l {
+			t.free(l) // upgrade: the shared hold gives way to an exclusive one
+			l = nil
+		}
+		switch {
+		case l != nil: // re-entrant
+		case a.mode == ModeExclusive:
+			l = &lock{key: k, owner: a.owner, token: t.index}
 			l.t = timer{lock: l, idx: -1}
 			t.locks[k] = l
 			t.link(l)
+		default:
+			l = &t.addHold(k, a).lock
 		}
 		l.expire = expire
 		t.timers.set(&l.t, deadline)
 		tokens[i] = l.token
 		deadlines[i] = deadline
+		if a.mode == ModeSemaphore {
+			slots = append(slots, t.groups[k].holders[a.owner].slots...)
+		}
 	}
-	return tokens, deadlines
+	return tokens, deadlines, slots
 }
 
-// free removes a held lock. Callers hand the key on with handOff.
+// free removes a hold, exclusive or in a group. Callers hand the key on
+// with handOff.
 func (t *Table) free(l *lock) {
-	delete(t.locks, l.key)
+	if t.locks[l.key] == l {
+		delete(t.locks, l.key)
+	} else {
+		t.dropHold(l)
+	}
 	t.unlink(l)
 	t.timers.remove(&l.t)
 }
@@ -431,12 +461,13 @@ func (t *Table) unlink(l *lock) {
 // too. Candidates are granted oldest first, as if every waiter were checked
 // in arrival order until none can be granted; every replica grants the same
 // waiters in the same order.
+//
+// After a grant, the new first waiter of each of its keys is a candidate
+// too: a shared or semaphore grant may leave room for the next.
 func (t *Table) handOff(keys []string, events *[]Result) {
 	var work []*waiter
 	for _, k := range keys {
-		if q := t.queues[k]; q != nil {
-			work = append(work, q.Front().Value.(*waiter))
-		}
+		work = t.candidates(k, work)
 	}
 	for len(work) > 0 {
 		i := 0
@@ -450,25 +481,19 @@ func (t *Table) handOff(keys []string, events *[]Result) {
 		if t.waiters[w.rid] != w {
 			continue // granted earlier in this hand-off
 		}
-		if _, ok := t.grantable(w.keys, w.owner, w); !ok {
+		if _, ok := t.grantable(w.keys, &w.ask, w); !ok {
 			continue
 		}
 		t.dropWaiter(w)
-		tokens, deadlines := t.grant(w.keys, w.owner, w.expire)
+		tokens, deadlines, slots := t.grant(w.keys, &w.ask, w.expire)
 		rec := t.records[w.rid]
-		rec.code, rec.tokens, rec.deadlines, rec.granted = CodeOK, tokens, deadlines, t.grantIndex()
+		rec.code, rec.tokens, rec.deadlines, rec.slots, rec.granted = CodeOK, tokens, deadlines, slots, t.grantIndex()
 		t.resolve(rec)
 		*events = append(*events, rec.result())
-		if w.owner == "" || t.ownerWaiters[w.owner] == 0 {
-			continue
-		}
 		for _, k := range w.keys {
 			if q := t.queues[k]; q != nil {
-				for e := q.Front(); e != nil; e = e.Next() {
-					if v := e.Value.(*waiter); v.owner == w.owner {
-						work = append(work, v)
-					}
-				}
+				work = append(work, q.Front().Value.(*waiter))
+				work = t.waitersOf(w.owner, q, work)
 			}
 		}
 	}
@@ -529,6 +554,9 @@ func (t *Table) acquire(c *Command, events *[]Result) *Result {
 	if bad != nil {
 		return bad
 	}
+	if err := ValidateMode(c.Mode, c.Permits, c.Limit, c.Owner); err != nil {
+		return invalid("%v", err)
+	}
 	if c.Wait > 0 && c.RequestID == "" {
 		return invalid("request_id: required when wait_timeout is set")
 	}
@@ -539,19 +567,23 @@ func (t *Table) acquire(c *Command, events *[]Result) *Result {
 		}
 		return r
 	}
+	a := ask{owner: c.Owner, mode: c.Mode, permits: c.Permits, limit: c.Limit}
+	if k, msg := t.wrongMode(keys, &a); k != "" {
+		return &Result{Code: CodeWrongMode, Key: k, Msg: msg}
+	}
 	r := &Result{Keys: keys, Owner: c.Owner}
-	if busy, ok := t.grantable(keys, c.Owner, nil); ok {
+	if busy, ok := t.grantable(keys, &a, nil); ok {
 		fresh := 0
 		for _, k := range keys {
-			if t.locks[k] == nil {
+			if c.Owner == "" || t.holdOf(k, c.Owner) == nil {
 				fresh++
 			}
 		}
-		if len(t.locks)+fresh > t.cfg.MaxLocks {
+		if t.held()+fresh > t.cfg.MaxLocks {
 			return &Result{Code: CodeExhausted, Msg: fmt.Sprintf("the table holds its maximum of %d locks", t.cfg.MaxLocks)}
 		}
 		r.Code = CodeOK
-		r.Tokens, r.Deadlines = t.grant(keys, c.Owner, int64(c.Expire))
+		r.Tokens, r.Deadlines, r.Slots = t.grant(keys, &a, int64(c.Expire))
 	} else if c.Wait == 0 {
 		r.Code, r.Key = CodeBusy, busy
 	} else {
@@ -563,7 +595,7 @@ func (t *Table) acquire(c *Command, events *[]Result) *Result {
 				return &Result{Code: CodeExhausted, Key: k, Msg: fmt.Sprintf("key %q has its maximum of %d waiters", k, t.cfg.MaxWaitersPerKey)}
 			}
 		}
-		t.enqueue(&waiter{id: t.index, rid: c.RequestID, keys: keys, owner: c.Owner, expire: int64(c.Expire), fp: fp}, t.now+int64(c.Wait))
+		t.enqueue(&waiter{ask: a, id: t.index, rid: c.RequestID, keys: keys, expire: int64(c.Expire), fp: fp}, t.now+int64(c.Wait))
 		r.Code = CodePending
 	}
 	t.remember(c, fp, r)
@@ -602,7 +634,7 @@ func (t *Table) release(c *Command, events *[]Result) *Result {
 	var freed []string
 	if c.HasToken {
 		for _, k := range keys {
-			if l := t.locks[k]; l == nil || l.owner != c.Owner || l.token != c.Token {
+			if l := t.holdOf(k, c.Owner); l == nil || l.token != c.Token {
 				r.Code, r.Key, r.Released = CodeNotHeld, k, false
 				t.remember(c, fp, r)
 				return r
@@ -610,7 +642,7 @@ func (t *Table) release(c *Command, events *[]Result) *Result {
 		}
 	}
 	for _, k := range keys {
-		if l := t.locks[k]; l != nil && l.owner == c.Owner {
+		if l := t.holdOf(k, c.Owner); l != nil {
 			t.free(l)
 			freed = append(freed, k)
 		} else {
@@ -633,15 +665,20 @@ func (t *Table) releaseAll(c *Command, events *[]Result) *Result {
 	if r := t.remembered(c, fp); r != nil {
 		return r
 	}
-	var keys []string
+	var mine []*lock
 	for l := t.owners[c.Owner]; l != nil; l = l.next {
 		if k := l.key; len(prefixes) == 0 || slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
-			keys = append(keys, k)
+			mine = append(mine, l)
 		}
 	}
-	slices.Sort(keys)
-	r := t.freeKeys(keys, events)
-	r.Owner = c.Owner
+	slices.SortFunc(mine, func(a, b *lock) int { return strings.Compare(a.key, b.key) })
+	keys := make([]string, len(mine))
+	for i, l := range mine {
+		keys[i] = l.key
+		t.free(l)
+	}
+	t.handOff(keys, events)
+	r := &Result{Count: len(mine), Owner: c.Owner}
 	t.remember(c, fp, r)
 	return r
 }
@@ -661,12 +698,18 @@ func (t *Table) forceRelease(c *Command, events *[]Result) *Result {
 	return r
 }
 
-// freeKeys frees whichever of the sorted keys are held, then hands each on.
+// freeKeys frees whichever of the sorted keys are held, every holder of
+// each, then hands each on. Count is the number of keys freed.
 func (t *Table) freeKeys(keys []string, events *[]Result) *Result {
 	r := &Result{}
 	for _, k := range keys {
 		if l := t.locks[k]; l != nil {
 			t.free(l)
+			r.Count++
+		} else if g := t.groups[k]; g != nil {
+			for _, h := range g.holders {
+				t.free(&h.lock) // the order is immaterial: nothing is handed on before all are gone
+			}
 			r.Count++
 		}
 	}
@@ -685,7 +728,7 @@ func (t *Table) refresh(c *Command) *Result {
 	}
 	r := &Result{Keys: keys, Owner: c.Owner}
 	for _, k := range keys {
-		if l := t.locks[k]; l == nil || l.owner != c.Owner {
+		if t.holdOf(k, c.Owner) == nil {
 			r.Code, r.Key = CodeNotHeld, k
 			t.remember(c, fp, r)
 			return r
@@ -694,7 +737,7 @@ func (t *Table) refresh(c *Command) *Result {
 	r.Tokens = make([]uint64, len(keys))
 	r.Deadlines = make([]int64, len(keys))
 	for i, k := range keys {
-		l := t.locks[k]
+		l := t.holdOf(k, c.Owner)
 		if c.Expire > 0 {
 			l.expire = int64(c.Expire)
 		}
@@ -769,9 +812,11 @@ func (t *Table) cancelWithin(c *Command, events *[]Result) *Result {
 // when its caller went away (deadline, cancel, disconnect), so that no key
 // is held, or waited for, by nobody:
 //   - a waiter still queued is withdrawn (cancelled);
-//   - a grant made meanwhile is released: every key the grant newly took
-//     (its token is the granting entry's index) and that the owner still
-//     holds under it; keys the owner held before, re-entrantly, stay. The
+//   - a grant made meanwhile is released: the owner's hold on every key the
+//     grant newly took (its token is the granting entry's index) and that
+//     the owner still holds under it; in a shared or semaphore key only
+//     that owner's hold ends. Keys the owner held before, re-entrantly,
+//     stay; an upgrade (a new token) ends the owner's hold on the key. The
 //     request's outcome becomes cancelled, so a late retry of its id cannot
 //     believe it holds anything;
 //   - an id not seen yet gets a tombstone, so the Acquire, still on its way,
@@ -798,7 +843,7 @@ func (t *Table) abandon(c *Command, events *[]Result) *Result {
 	case rec.code == CodeOK:
 		var freed []string
 		for _, k := range rec.keys {
-			if l := t.locks[k]; l != nil && l.owner == rec.owner && l.token == rec.granted {
+			if l := t.holdOf(k, rec.owner); l != nil && l.token == rec.granted {
 				t.free(l)
 				freed = append(freed, k)
 			}
@@ -813,32 +858,56 @@ func (t *Table) abandon(c *Command, events *[]Result) *Result {
 	return &r
 }
 
-// LockInfo describes a held lock.
+// LockInfo describes a held key.
 type LockInfo struct {
-	Key   string
+	Key string
+	// Mode is how the key is held; Limit is a semaphore's limit.
+	Mode  Mode
+	Limit uint32
+	// Owner is the exclusive holder (empty for shared and semaphore keys).
 	Owner string
+	// Token is the exclusive holder's token; for shared and semaphore keys
+	// the highest token among the holders (the latest grant).
 	Token uint64
-	// Deadline is the expiry in cluster time; 0: never expires.
+	// Deadline is the expiry in cluster time; 0: never expires. For shared
+	// and semaphore keys: when the last hold ends if nothing is refreshed
+	// (0 if some hold never expires).
 	Deadline int64
 	// Waiters is the length of the key's queue.
 	Waiters int
+	// Holders lists a shared or semaphore key's holders in grant order.
+	Holders []HolderInfo
 }
 
-func (t *Table) info(l *lock) LockInfo {
-	n := 0
-	if q := t.queues[l.key]; q != nil {
-		n = q.Len()
+func (t *Table) info(key string) (LockInfo, bool) {
+	li := LockInfo{Key: key}
+	if q := t.queues[key]; q != nil {
+		li.Waiters = q.Len()
 	}
-	return LockInfo{Key: l.key, Owner: l.owner, Token: l.token, Deadline: l.t.deadline, Waiters: n}
-}
-
-// Get describes the lock on key, if it is held.
-func (t *Table) Get(key string) (LockInfo, bool) {
-	l := t.locks[key]
-	if l == nil {
+	if l := t.locks[key]; l != nil {
+		li.Owner, li.Token, li.Deadline = l.owner, l.token, l.t.deadline
+		return li, true
+	}
+	g := t.groups[key]
+	if g == nil {
 		return LockInfo{}, false
 	}
-	return t.info(l), true
+	li.Mode, li.Limit, li.Holders = g.mode, g.limit, g.holderInfos()
+	never := false
+	for _, h := range li.Holders {
+		li.Token = max(li.Token, h.Token)
+		li.Deadline = max(li.Deadline, h.Deadline)
+		never = never || h.Deadline == 0
+	}
+	if never {
+		li.Deadline = 0
+	}
+	return li, true
+}
+
+// Get describes the key, if it is held.
+func (t *Table) Get(key string) (LockInfo, bool) {
+	return t.info(key)
 }
 
 // ListOptions filters List.
@@ -858,18 +927,22 @@ type ListOptions struct {
 // ByOwner it visits only that owner's locks; otherwise it scans the table.
 func (t *Table) List(o ListOptions) ([]LockInfo, bool) {
 	var out []LockInfo
-	keep := func(l *lock) {
-		if strings.HasPrefix(l.key, o.Prefix) && l.key > o.After {
-			out = append(out, t.info(l))
+	keep := func(k string) {
+		if strings.HasPrefix(k, o.Prefix) && k > o.After {
+			li, _ := t.info(k)
+			out = append(out, li)
 		}
 	}
 	if o.ByOwner {
 		for l := t.owners[o.Owner]; l != nil; l = l.next {
-			keep(l)
+			keep(l.key) // one hold per owner and key: no key twice
 		}
 	} else {
-		for _, l := range t.locks {
-			keep(l)
+		for k := range t.locks {
+			keep(k)
+		}
+		for k := range t.groups {
+			keep(k)
 		}
 	}
 	slices.SortFunc(out, func(a, b LockInfo) int { return strings.Compare(a.Key, b.Key) })
@@ -890,10 +963,12 @@ func (t *Table) Outcome(rid string) (Result, bool) {
 
 // Stats counts what the table holds.
 type Stats struct {
+	// Locks counts holds: exclusive locks and the holders of shared and
+	// semaphore keys.
 	Locks, Waiters, Requests int
 }
 
 // Stats returns the table's sizes.
 func (t *Table) Stats() Stats {
-	return Stats{Locks: len(t.locks), Waiters: len(t.waiters), Requests: len(t.records)}
+	return Stats{Locks: t.held(), Waiters: len(t.waiters), Requests: len(t.records)}
 }

@@ -18,7 +18,7 @@
 //
 // Commands:
 //
-//	acquire [--owner O] [--expire 60s] [--wait 0s] [--request-id ID] KEY...
+//	acquire [--owner O] [--expire 60s] [--wait 0s] [--request-id ID] [--shared | --limit N [--permits P]] KEY...
 //	release [--owner O] [--fencing-token N] [--force] KEY...
 //	release-all [--owner O]
 //	get KEY
@@ -29,7 +29,7 @@
 //	add-member [--non-voter] [--supported-version N] ID ADDRESS
 //	remove-member ID
 //	transfer-leader [ID]
-//	exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] KEY... -- COMMAND [ARG...]
+//	exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] [--shared | --limit N [--permits P]] KEY... -- COMMAND [ARG...]
 //	certs [--dir certs] [--hosts 127.0.0.1,localhost] [--valid 8760h]   (local: a development CA and certificates)
 //	token --name N [--prefix P]... [--verbs acquire,read]               (local: a new token and its --auth-tokens entry)
 //
@@ -120,7 +120,7 @@ type env struct {
 }
 
 var commands = map[string]command{
-	"acquire":         {"acquire [--owner O] [--expire 60s] [--wait 0s] [--request-id ID] KEY...", acquireCmd},
+	"acquire":         {"acquire [--owner O] [--expire 60s] [--wait 0s] [--request-id ID] [--shared | --limit N [--permits P]] KEY...", acquireCmd},
 	"release":         {"release [--owner O] [--fencing-token N] [--force] KEY...", releaseCmd},
 	"release-all":     {"release-all [--owner O]", releaseAllCmd},
 	"get":             {"get KEY", getCmd},
@@ -131,7 +131,7 @@ var commands = map[string]command{
 	"add-member":      {"add-member [--non-voter] [--supported-version N] ID ADDRESS", addMemberCmd},
 	"remove-member":   {"remove-member ID", removeMemberCmd},
 	"transfer-leader": {"transfer-leader [ID]", transferCmd},
-	"exec":            {"exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] KEY... -- COMMAND [ARG...]", execCmd},
+	"exec":            {"exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] [--shared | --limit N [--permits P]] KEY... -- COMMAND [ARG...]", execCmd},
 	"certs":           {"certs [--dir certs] [--hosts 127.0.0.1,localhost] [--valid 8760h]", certsCmd},
 	"token":           {"token --name N [--prefix P]... [--verbs acquire,read]", tokenCmd},
 }
@@ -304,10 +304,18 @@ type lockJSON struct {
 	Token     uint64 `json:"token,omitempty"`
 	ExpiresIn string `json:"expires_in,omitempty"`
 	Waiters   int    `json:"waiters,omitempty"`
+	// Mode, Limit and Holders describe shared and semaphore keys
+	// (modes.go); an exclusive lock prints as before.
+	Mode    string       `json:"mode,omitempty"`
+	Limit   int          `json:"limit,omitempty"`
+	Holders []holderJSON `json:"holders,omitempty"`
 }
 
 func lockOut(li client.LockInfo) lockJSON {
-	out := lockJSON{Key: li.Key, Held: true, Owner: li.Owner, Token: li.Token, Waiters: li.Waiters}
+	out := lockJSON{Key: li.Key, Held: true, Owner: li.Owner, Token: li.Token, Waiters: li.Waiters, Limit: li.Limit, Holders: holdersOut(li)}
+	if li.Mode != client.Exclusive {
+		out.Mode = li.Mode.String()
+	}
 	if li.Expires {
 		out.ExpiresIn = li.ExpiresIn.String()
 	}
@@ -327,13 +335,18 @@ func acquireCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	expire := fs.Duration("expire", client.DefaultExpire, "time to live; 0: never expires")
 	wait := fs.Duration("wait", 0, "how long to wait when a key is busy; 0: fail at once")
 	rid := fs.String("request-id", "", "request id, to retry an acquire exactly once")
+	modes := registerModeFlags(fs)
 	return func(ctx context.Context, e *env, args []string) error {
 		if err := needKeys(args); err != nil {
 			return err
 		}
+		modeOpts, err := modes.options()
+		if err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.g.timeout+*wait)
 		defer cancel()
-		opts := []client.LockOption{client.WithOwner(owner.v), client.WithExpire(*expire), client.WithWait(*wait)}
+		opts := append([]client.LockOption{client.WithOwner(owner.v), client.WithExpire(*expire), client.WithWait(*wait)}, modeOpts...)
 		if *rid != "" {
 			opts = append(opts, client.WithRequestID(*rid))
 		}
@@ -346,13 +359,15 @@ func acquireCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			exp = "expires in " + expire.String() + " unless refreshed"
 		}
 		return e.print(struct {
-			Keys   []string          `json:"keys"`
-			Owner  string            `json:"owner"`
-			Token  uint64            `json:"token"`
-			Tokens map[string]uint64 `json:"tokens"`
-			Expire string            `json:"expire"`
-		}{l.Keys(), l.Owner(), l.Token(), l.Tokens(), expire.String()},
-			fmt.Sprintf("acquired %s (owner %q, fencing token %d, %s)\n", strings.Join(l.Keys(), ", "), l.Owner(), l.Token(), exp))
+			Keys   []string            `json:"keys"`
+			Owner  string              `json:"owner"`
+			Token  uint64              `json:"token"`
+			Tokens map[string]uint64   `json:"tokens"`
+			Expire string              `json:"expire"`
+			Mode   string              `json:"mode"`
+			Slots  map[string][]uint32 `json:"slots,omitempty"`
+		}{l.Keys(), l.Owner(), l.Token(), l.Tokens(), expire.String(), l.Mode().String(), l.Slots()},
+			fmt.Sprintf("acquired %s (owner %q, fencing token %d%s, %s)\n", strings.Join(l.Keys(), ", "), l.Owner(), l.Token(), modeText(l), exp))
 	}
 }
 
@@ -427,8 +442,8 @@ func getCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		if li == nil {
 			return e.print(lockJSON{Key: args[0]}, fmt.Sprintf("%s: free\n", args[0]))
 		}
-		return e.print(lockOut(*li), fmt.Sprintf("%s: held by %q, fencing token %d, expires in %s, %d waiting\n",
-			li.Key, li.Owner, li.Token, expiry(*li), li.Waiters))
+		return e.print(lockOut(*li), fmt.Sprintf("%s: %s, fencing token %d, expires in %s, %d waiting\n",
+			li.Key, heldText(*li), li.Token, expiry(*li), li.Waiters))
 	}
 }
 
@@ -622,14 +637,16 @@ func transferCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 // lock): the lock is renewed every third of its time to live; if it is
 // lost, the command gets SIGTERM, then SIGKILL after --kill-grace, and
 // lockctl exits 3. SIGINT, SIGTERM and SIGHUP sent to lockctl are passed
-// on to the command. The command sees RAFTLOCK_FENCING_TOKEN and
-// RAFTLOCK_LOCK_OWNER in its environment.
+// on to the command. The command sees RAFTLOCK_FENCING_TOKEN,
+// RAFTLOCK_LOCK_OWNER and RAFTLOCK_LOCK_MODE in its environment, and a
+// semaphore's slots as RAFTLOCK_SLOTS ("key=0,1 other=2").
 func execCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	var owner ownerFlag
 	fs.Var(&owner, "owner", "owner of the lock (default: unique to this run)")
 	expire := fs.Duration("expire", client.DefaultExpire, "time to live, renewed every third of it")
 	wait := fs.Duration("wait", client.DefaultExecuteWait, "how long to wait when a key is busy")
 	grace := fs.Duration("kill-grace", 10*time.Second, "time between SIGTERM and SIGKILL when the lock is lost")
+	modes := registerModeFlags(fs)
 	return func(_ context.Context, e *env, args []string) error {
 		i := slices.Index(args, "--")
 		if i < 0 || i == len(args)-1 {
@@ -642,7 +659,11 @@ func execCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		if *expire <= 0 {
 			return usagef("--expire must be positive: the lock is renewed while the command runs")
 		}
-		opts := []client.LockOption{client.WithExpire(*expire), client.WithWait(*wait)}
+		modeOpts, err := modes.options()
+		if err != nil {
+			return err
+		}
+		opts := append([]client.LockOption{client.WithExpire(*expire), client.WithWait(*wait)}, modeOpts...)
 		if owner.set {
 			opts = append(opts, client.WithOwner(owner.v))
 		}
@@ -670,7 +691,11 @@ func runHolding(ctx context.Context, argv []string, l *client.Lock, grace time.D
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(),
 		"RAFTLOCK_FENCING_TOKEN="+strconv.FormatUint(l.Token(), 10),
-		"RAFTLOCK_LOCK_OWNER="+l.Owner())
+		"RAFTLOCK_LOCK_OWNER="+l.Owner(),
+		"RAFTLOCK_LOCK_MODE="+l.Mode().String())
+	if l.Mode() == client.Semaphore {
+		cmd.Env = append(cmd.Env, "RAFTLOCK_SLOTS="+slotsText(l))
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -23,16 +23,20 @@ import (
 //	    rejected write was rejected because a higher token had been offered
 //	    before it returned (otherwise the resource itself is broken and (c)
 //	    proves nothing).
+//
+// On keys used with a mode (ModeKeys), (a) lets the holders one entry
+// grants share its token (a read generation, or semaphore holders handed
+// their permits together), and (c) is the Modes checker's.
 func Fencing(ops []history.Op, journals map[string][]history.Entry) Result {
 	rep := newReport("fencing")
-	checkJournalTokens(rep, journals)
+	checkJournalTokens(rep, journals, ModeKeys(ops))
 	checkAcquireTokens(rep, ops)
-	checkWrites(rep, ops)
+	checkWrites(rep, PlainOps(ops))
 	return rep.result()
 }
 
 // checkJournalTokens is part (a).
-func checkJournalTokens(rep *report, journals map[string][]history.Entry) {
+func checkJournalTokens(rep *report, journals map[string][]history.Entry, modeKeys map[string]bool) {
 	for _, node := range sortedNodes(journals) {
 		rep.stats["journals"]++
 		last := make(map[string]history.Grant)
@@ -48,6 +52,8 @@ func checkJournalTokens(rep *report, journals map[string][]history.Entry) {
 				case !seen || g.Token > prev.Token:
 				case g.Token == prev.Token && g.Owner == prev.Owner && g.Owner != "":
 					rep.stats["reentrant_grants"]++
+				case g.Token == prev.Token && g.Index == prev.Index && modeKeys[g.Key]:
+					rep.stats["grants_sharing_an_entry"]++
 				default:
 					rep.problemf("node %s: key %q: token %d granted to %s at index %d (%s) is not above token %d granted to %s at index %d (%s)",
 						node, g.Key, g.Token, g.Owner, g.Index, grantHow(g), prev.Token, prev.Owner, prev.Index, grantHow(prev))
@@ -116,22 +122,43 @@ func forEachEarlier(list []*history.Op, f func(later, best *history.Op)) {
 	}
 }
 
+// grantKey names a grant a client saw: key, client and token.
+type grantKey struct {
+	key    string
+	client int
+	token  uint64
+}
+
+// grants are the owners (and, for semaphores, each owner's slots) that a
+// client saw granted one token on one key.
+type grants struct {
+	owners []string
+	slots  map[string][]uint32
+}
+
+// grantedTo collects the grants clients saw (acquires they saw succeed).
+func grantedTo(ops []history.Op) map[grantKey]grants {
+	granted := make(map[grantKey]grants)
+	for i := range ops {
+		if op := &ops[i]; op.Kind == history.KindAcquire && op.SeenOK() {
+			k := grantKey{op.Key, op.Client, op.Token}
+			g := granted[k]
+			if g.slots == nil {
+				g.slots = map[string][]uint32{}
+			}
+			g.owners, g.slots[op.Owner] = append(g.owners, op.Owner), op.Slots
+			granted[k] = g
+		}
+	}
+	return granted
+}
+
 // checkWrites is part (c).
 func checkWrites(rep *report, ops []history.Op) {
-	type grantKey struct {
-		key    string
-		client int
-		token  uint64
-	}
-	granted := make(map[grantKey][]string) // owners
+	granted := grantedTo(ops)
 	byKey := make(map[string][]*history.Op)
 	for i := range ops {
-		op := &ops[i]
-		switch {
-		case op.Kind == history.KindAcquire && op.SeenOK():
-			k := grantKey{op.Key, op.Client, op.Token}
-			granted[k] = append(granted[k], op.Owner)
-		case op.Kind == history.KindWrite:
+		if op := &ops[i]; op.Kind == history.KindWrite {
 			byKey[op.Key] = append(byKey[op.Key], op)
 		}
 	}
@@ -143,8 +170,8 @@ func checkWrites(rep *report, ops []history.Op) {
 				accepted = append(accepted, w)
 				offered = append(offered, w)
 				rep.stats["writes_accepted"]++
-				owners, ok := granted[grantKey{key, w.Client, w.Token}]
-				if !ok || (w.Owner != "" && !slices.Contains(owners, w.Owner)) {
+				g, ok := granted[grantKey{key, w.Client, w.Token}]
+				if !ok || (w.Owner != "" && !slices.Contains(g.owners, w.Owner)) {
 					rep.problemf("key %q: the resource accepted write op %d (client %d, owner %q, token %d) but that client was never granted token %d on it (as that owner)",
 						key, w.ID, w.Client, w.Owner, w.Token, w.Token)
 				}

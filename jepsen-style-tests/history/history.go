@@ -85,7 +85,22 @@ type Op struct {
 	// stays "unknown time" (treat as +inf).
 	Resolved bool   `json:"resolved,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Mode is, for the ops of a shared or semaphore hold (acquire,
+	// refresh, write, release), "shared", "exclusive" (the writer of a
+	// read-write key) or "semaphore"; empty on plain exclusive keys, whose
+	// checks are the original ones. Limit is a semaphore's limit; Slots are
+	// the slots an ok semaphore acquire got (and a write used).
+	Mode  string   `json:"mode,omitempty"`
+	Limit int      `json:"limit,omitempty"`
+	Slots []uint32 `json:"slots,omitempty"`
 }
+
+// The modes an Op may name (Op.Mode).
+const (
+	ModeShared    = "shared"
+	ModeExclusive = "exclusive"
+	ModeSemaphore = "semaphore"
+)
 
 // EffectiveReturn is the latest time the operation can have taken effect:
 // Return for a definite outcome, Infinity for an unknown or resolved one.

@@ -145,7 +145,10 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	wl := workload.New(wcfg, rec)
 	cycle := 0
 	keysFor := func(c int) []string {
-		return []string{fmt.Sprintf("k%03d-a", c), fmt.Sprintf("k%03d-b", c), fmt.Sprintf("k%03d-c", c)}
+		// Three plain keys, a semaphore of limit 2 and a read-write key
+		// (workload.HasModes).
+		return []string{fmt.Sprintf("k%03d-a", c), fmt.Sprintf("k%03d-b", c), fmt.Sprintf("k%03d-c", c),
+			fmt.Sprintf("k%03d%s", c, workload.SemaphoreSuffix), fmt.Sprintf("k%03d%s", c, workload.ReadWriteSuffix)}
 	}
 	allKeys := keysFor(0)
 	wl.SetKeys(allKeys)
@@ -247,13 +250,14 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	rep.Resolved, rep.Unknown = resolve(ops, journals)
 	rep.Ops = ops
 
-	lin := checker.LinearizableWith(ops, o.OutDir, checker.LinearizableOptions{
+	lin := checker.LinearizableWith(checker.PlainOps(ops), o.OutDir, checker.LinearizableOptions{
 		Timeout: time.Minute, Timeline: rep.Timeline, MaxClockDrift: nemesis.MaxClockSkew})
 	results := []checker.Result{
 		checker.WellFormed(ops),
 		lin,
-		checker.MutualExclusion(ops),
+		checker.MutualExclusion(checker.PlainOps(ops)),
 		checker.Fencing(ops, journals),
+		checker.Modes(ops),
 		checker.Durable(ops, journals),
 		convergedResult(checker.Converged(journals), converged, convNote),
 		checker.Recovery(leaderAfter, keysAfter, o.RecoveryLimit),
@@ -338,8 +342,9 @@ func acquireEvery(ctx context.Context, b Backend, o Options, keys []string) time
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for _, k := range keys {
-		lk, err := cl.Acquire(ctx, []string{k}, client.WithOwner("recovery-check"), client.WithExpire(time.Minute),
-			client.WithWait(time.Until(start.Add(limit))))
+		opts := append([]client.LockOption{client.WithOwner("recovery-check"), client.WithExpire(time.Minute),
+			client.WithWait(time.Until(start.Add(limit)))}, workload.RecoveryOptions(k)...)
+		lk, err := cl.Acquire(ctx, []string{k}, opts...)
 		if err != nil {
 			o.Log("recovery: %s not acquirable: %v", k, err)
 			return limit + time.Nanosecond

@@ -90,13 +90,16 @@ func (c Config) withDefaults() Config {
 
 // Fenced is the resource the locks protect: it accepts a write for a key
 // only if its token is at least the highest it has accepted for that key.
+// Writes under shared and semaphore holds follow the modes' rule instead
+// (WriteHold).
 type Fenced struct {
 	mu      sync.Mutex
 	highest map[string]uint64
+	modes   modeFence
 }
 
 // NewFenced returns an empty resource.
-func NewFenced() *Fenced { return &Fenced{highest: map[string]uint64{}} }
+func NewFenced() *Fenced { return &Fenced{highest: map[string]uint64{}, modes: newModeFence()} }
 
 // Write accepts or rejects a write under a fencing token.
 func (f *Fenced) Write(key string, token uint64) bool {
@@ -252,7 +255,7 @@ func (w *Workload) loop(ctx context.Context, id int, cl *client.Client) {
 		}
 		keys := *w.keys.Load()
 		key := keys[rng.IntN(len(keys))]
-		if seq%w.cfg.ReadEvery == 0 {
+		if seq%w.cfg.ReadEvery == 0 && !HasModes(key) { // the read model is the exclusive lock's
 			w.read(ctx, id, cl, key)
 		} else {
 			w.cycle(ctx, id, seq, rng, cl, key)
@@ -294,12 +297,16 @@ func (w *Workload) cycle(ctx context.Context, id, seq int, rng *rand.Rand, cl *c
 	owner := fmt.Sprintf("c%02d-%06d", id, seq)
 	acq := history.Op{Client: id, Kind: history.KindAcquire, Key: key, Owner: owner, RequestID: owner + "/acquire",
 		Expire: w.cfg.Expire, Invoke: w.rec.Now()}
+	opts := []client.LockOption{client.WithOwner(owner), client.WithExpire(w.cfg.Expire),
+		client.WithWait(w.cfg.Wait), client.WithRequestID(acq.RequestID)}
+	opts = append(opts, modeOptions(&acq, rng)...)
 	actx, cancel := context.WithTimeout(ctx, w.cfg.Wait+w.cfg.OpTimeout)
-	lk, err := cl.Acquire(actx, []string{key}, client.WithOwner(owner), client.WithExpire(w.cfg.Expire),
-		client.WithWait(w.cfg.Wait), client.WithRequestID(acq.RequestID))
+	lk, err := cl.Acquire(actx, []string{key}, opts...)
 	cancel()
 	acq.Return = w.rec.Now()
-	acq.Outcome = classify(err, client.ErrLockHeld, client.ErrWaitTimeout)
+	// ErrWrongMode: refused at once (in the first seconds of a run, before
+	// the cluster version is raised, shared and semaphore requests are).
+	acq.Outcome = classify(err, client.ErrLockHeld, client.ErrWaitTimeout, client.ErrWrongMode)
 	if err != nil {
 		acq.Error = err.Error()
 		w.rec.add(acq)
@@ -308,11 +315,12 @@ func (w *Workload) cycle(ctx context.Context, id, seq int, rng *rand.Rand, cl *c
 	// The grant's own request id: the client re-issues a withdrawn wait as
 	// id#1, id#2, ... and the replicas recorded the grant under that one.
 	acq.Token, acq.Deadline, acq.RequestID = lk.Token(), w.rec.Since(lk.Deadline()), lk.RequestID()
+	acq.Slots = lk.Slots()[key]
 	w.rec.add(acq)
 
 	if rng.IntN(3) == 0 {
 		ref := history.Op{Client: id, Kind: history.KindRefresh, Key: key, Owner: owner, RequestID: owner + "/refresh",
-			Expire: w.cfg.Expire, Invoke: w.rec.Now()}
+			Expire: w.cfg.Expire, Invoke: w.rec.Now(), Mode: acq.Mode, Limit: acq.Limit}
 		rctx, cancel := context.WithTimeout(ctx, w.cfg.OpTimeout)
 		err := lk.Refresh(rctx, client.WithCallRequestID(ref.RequestID))
 		cancel()
@@ -334,8 +342,14 @@ func (w *Workload) cycle(ctx context.Context, id, seq int, rng *rand.Rand, cl *c
 	case <-ctx.Done():
 	}
 	if lk.Err() == nil && time.Now().Before(lk.Deadline()) {
-		wr := history.Op{Client: id, Kind: history.KindWrite, Key: key, Owner: owner, Token: lk.Token(), Invoke: w.rec.Now()}
-		ok := w.fenced.Write(key, lk.Token())
+		wr := history.Op{Client: id, Kind: history.KindWrite, Key: key, Owner: owner, Token: lk.Token(), Invoke: w.rec.Now(),
+			Mode: acq.Mode, Limit: acq.Limit, Slots: acq.Slots}
+		var ok bool
+		if acq.Mode == "" {
+			ok = w.fenced.Write(key, lk.Token())
+		} else {
+			ok = w.fenced.WriteHold(key, acq.Mode, lk.Token(), acq.Slots)
+		}
 		wr.Return = w.rec.Now()
 		wr.Outcome = history.OutcomeFail
 		if ok {
@@ -345,7 +359,7 @@ func (w *Workload) cycle(ctx context.Context, id, seq int, rng *rand.Rand, cl *c
 	}
 
 	rel := history.Op{Client: id, Kind: history.KindRelease, Key: key, Owner: owner, RequestID: owner + "/release",
-		Token: lk.Token(), Invoke: w.rec.Now()}
+		Token: lk.Token(), Invoke: w.rec.Now(), Mode: acq.Mode, Limit: acq.Limit}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.OpTimeout)
 	err = lk.Release(rctx, client.WithCallRequestID(rel.RequestID))
 	cancel()

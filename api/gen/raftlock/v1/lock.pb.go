@@ -27,6 +27,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// LockMode is how a key is held.
+type LockMode int32
+
+const (
+	// Exclusive: the default of a request, and how a Lock of an exclusive
+	// key says it (the field is absent, as before modes existed).
+	LockMode_LOCK_MODE_UNSPECIFIED LockMode = 0
+	// One holder at a time, as LOCK_MODE_UNSPECIFIED (for a request that
+	// wants to say it). With LOCK_MODE_SHARED, the two sides of a read-write
+	// lock: an exclusive request waits for every shared holder.
+	LockMode_LOCK_MODE_EXCLUSIVE LockMode = 1
+	// Any number of shared holders at once, and no exclusive holder. A
+	// waiting exclusive request is not passed by later shared ones.
+	LockMode_LOCK_MODE_SHARED LockMode = 2
+	// At most limit permits held at once; each hold has numbered slots.
+	LockMode_LOCK_MODE_SEMAPHORE LockMode = 3
+)
+
+// Enum value maps for LockMode.
+var (
+	LockMode_name = map[int32]string{
+		0: "LOCK_MODE_UNSPECIFIED",
+		1: "LOCK_MODE_EXCLUSIVE",
+		2: "LOCK_MODE_SHARED",
+		3: "LOCK_MODE_SEMAPHORE",
+	}
+	LockMode_value = map[string]int32{
+		"LOCK_MODE_UNSPECIFIED": 0,
+		"LOCK_MODE_EXCLUSIVE":   1,
+		"LOCK_MODE_SHARED":      2,
+		"LOCK_MODE_SEMAPHORE":   3,
+	}
+)
+
+func (x LockMode) Enum() *LockMode {
+	p := new(LockMode)
+	*p = x
+	return p
+}
+
+func (x LockMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_raftlock_v1_lock_proto_enumTypes[0].Descriptor()
+}
+
+func (LockMode) Type() protoreflect.EnumType {
+	return &file_raftlock_v1_lock_proto_enumTypes[0]
+}
+
+func (x LockMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockMode.Descriptor instead.
+func (LockMode) EnumDescriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{0}
+}
+
 // RequestState is what became of a request id.
 type RequestState int32
 
@@ -72,11 +133,11 @@ func (x RequestState) String() string {
 }
 
 func (RequestState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raftlock_v1_lock_proto_enumTypes[0].Descriptor()
+	return file_raftlock_v1_lock_proto_enumTypes[1].Descriptor()
 }
 
 func (RequestState) Type() protoreflect.EnumType {
-	return &file_raftlock_v1_lock_proto_enumTypes[0]
+	return &file_raftlock_v1_lock_proto_enumTypes[1]
 }
 
 func (x RequestState) Number() protoreflect.EnumNumber {
@@ -85,7 +146,7 @@ func (x RequestState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RequestState.Descriptor instead.
 func (RequestState) EnumDescriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{0}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{1}
 }
 
 // AcquireRequest asks for every key in keys, all or nothing.
@@ -107,7 +168,20 @@ type AcquireRequest struct {
 	// Client-chosen id (1 to 128 bytes) that makes retries exactly-once. If
 	// empty the server picks one and returns it, and retries are not
 	// recognised.
-	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// How to hold the keys. Absent: exclusive, as before modes existed.
+	// Shared and semaphore holds need a non-empty owner_id and a cluster at
+	// version 2 (failed_precondition otherwise). A request that disagrees
+	// with how a key is used now (a semaphore request on a read-write key, or
+	// with another limit; an exclusive or shared request on a semaphore key)
+	// fails at once with failed_precondition.
+	Mode LockMode `protobuf:"varint,6,opt,name=mode,proto3,enum=raftlock.v1.LockMode" json:"mode,omitempty"`
+	// Semaphore: how many permits to take on each key, 1 to limit. Absent or
+	// zero: 1. Must be absent for the other modes.
+	Permits uint32 `protobuf:"varint,7,opt,name=permits,proto3" json:"permits,omitempty"`
+	// Semaphore: the key's number of permits, 1 to 1000; every request on
+	// the key names the same limit. Must be absent for the other modes.
+	Limit         uint32 `protobuf:"varint,8,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -175,6 +249,27 @@ func (x *AcquireRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *AcquireRequest) GetMode() LockMode {
+	if x != nil {
+		return x.Mode
+	}
+	return LockMode_LOCK_MODE_UNSPECIFIED
+}
+
+func (x *AcquireRequest) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
+func (x *AcquireRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 // AcquireResponse describes the granted locks.
@@ -1217,20 +1312,37 @@ func (x *ForceReleaseResponse) GetReleasedCount() uint32 {
 	return 0
 }
 
-// Lock describes a held key.
+// Lock describes a held key. In AcquireResponse and RefreshResponse it
+// describes the caller's own hold; in GetLock and ListLocks the key, with
+// every holder of a shared or semaphore key in holders.
 type Lock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The key.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	// Who holds it; empty for an anonymous lock.
+	// Who holds it; empty for an anonymous lock. In GetLock and ListLocks,
+	// empty for a shared or semaphore key (see holders).
 	OwnerId string `protobuf:"bytes,2,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
-	// The fencing token of the grant: strictly increasing per key.
+	// The fencing token of the grant: strictly increasing per key. For a
+	// shared or semaphore key in GetLock and ListLocks: the highest token
+	// among its holders (the latest grant).
 	FencingToken uint64 `protobuf:"varint,3,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	// Time left before the lock expires, in cluster time; absent when it never
-	// expires.
+	// expires. For a shared or semaphore key in GetLock and ListLocks: until
+	// the last hold ends, if none is refreshed.
 	ExpiresIn *durationpb.Duration `protobuf:"bytes,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
 	// How many Acquire calls wait in this key's queue.
-	Waiters       uint32 `protobuf:"varint,5,opt,name=waiters,proto3" json:"waiters,omitempty"`
+	Waiters uint32 `protobuf:"varint,5,opt,name=waiters,proto3" json:"waiters,omitempty"`
+	// How the key is held: shared or semaphore; unset for an exclusive key.
+	Mode LockMode `protobuf:"varint,6,opt,name=mode,proto3,enum=raftlock.v1.LockMode" json:"mode,omitempty"`
+	// A semaphore's limit; 0 for the other modes.
+	Limit uint32 `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
+	// A shared or semaphore key's holders, in grant order (GetLock and
+	// ListLocks only).
+	Holders []*Holder `protobuf:"bytes,8,rep,name=holders,proto3" json:"holders,omitempty"`
+	// The caller's semaphore slots on this key (AcquireResponse and
+	// RefreshResponse): one per permit. A resource fences a semaphore per
+	// key and slot.
+	Slots         []uint32 `protobuf:"varint,9,rep,packed,name=slots,proto3" json:"slots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1300,6 +1412,108 @@ func (x *Lock) GetWaiters() uint32 {
 	return 0
 }
 
+func (x *Lock) GetMode() LockMode {
+	if x != nil {
+		return x.Mode
+	}
+	return LockMode_LOCK_MODE_UNSPECIFIED
+}
+
+func (x *Lock) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *Lock) GetHolders() []*Holder {
+	if x != nil {
+		return x.Holders
+	}
+	return nil
+}
+
+func (x *Lock) GetSlots() []uint32 {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
+// Holder is one holder of a shared or semaphore key.
+type Holder struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The holder's owner id.
+	OwnerId string `protobuf:"bytes,1,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// The fencing token of its grant.
+	FencingToken uint64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	// Time left before its hold expires; absent when it never expires.
+	ExpiresIn *durationpb.Duration `protobuf:"bytes,3,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// A semaphore hold's slots, one per permit (its permit count is their
+	// number).
+	Slots         []uint32 `protobuf:"varint,4,rep,packed,name=slots,proto3" json:"slots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Holder) Reset() {
+	*x = Holder{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Holder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Holder) ProtoMessage() {}
+
+func (x *Holder) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Holder.ProtoReflect.Descriptor instead.
+func (*Holder) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Holder) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *Holder) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *Holder) GetExpiresIn() *durationpb.Duration {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return nil
+}
+
+func (x *Holder) GetSlots() []uint32 {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
 // RequestOutcome is the remembered result of a mutating call.
 type RequestOutcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1330,7 +1544,7 @@ type RequestOutcome struct {
 
 func (x *RequestOutcome) Reset() {
 	*x = RequestOutcome{}
-	mi := &file_raftlock_v1_lock_proto_msgTypes[21]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1556,7 @@ func (x *RequestOutcome) String() string {
 func (*RequestOutcome) ProtoMessage() {}
 
 func (x *RequestOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_raftlock_v1_lock_proto_msgTypes[21]
+	mi := &file_raftlock_v1_lock_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1569,7 @@ func (x *RequestOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestOutcome.ProtoReflect.Descriptor instead.
 func (*RequestOutcome) Descriptor() ([]byte, []int) {
-	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{21}
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RequestOutcome) GetState() RequestState {
@@ -1432,14 +1646,17 @@ var File_raftlock_v1_lock_proto protoreflect.FileDescriptor
 
 const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\n" +
-	"\x16raftlock/v1/lock.proto\x12\vraftlock.v1\x1a\x1egoogle/protobuf/duration.proto\"\xcf\x01\n" +
+	"\x16raftlock/v1/lock.proto\x12\vraftlock.v1\x1a\x1egoogle/protobuf/duration.proto\"\xaa\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\tR\x04keys\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\x121\n" +
 	"\x06expire\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06expire\x12<\n" +
 	"\fwait_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vwaitTimeout\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\"~\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12)\n" +
+	"\x04mode\x18\x06 \x01(\x0e2\x15.raftlock.v1.LockModeR\x04mode\x12\x18\n" +
+	"\apermits\x18\a \x01(\rR\apermits\x12\x14\n" +
+	"\x05limit\x18\b \x01(\rR\x05limit\"~\n" +
 	"\x0fAcquireResponse\x12#\n" +
 	"\rfencing_token\x18\x01 \x01(\x04R\ffencingToken\x12'\n" +
 	"\x05locks\x18\x02 \x03(\v2\x11.raftlock.v1.LockR\x05locks\x12\x1d\n" +
@@ -1503,14 +1720,24 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\"=\n" +
 	"\x14ForceReleaseResponse\x12%\n" +
-	"\x0ereleased_count\x18\x01 \x01(\rR\rreleasedCount\"\xac\x01\n" +
+	"\x0ereleased_count\x18\x01 \x01(\rR\rreleasedCount\"\xb2\x02\n" +
 	"\x04Lock\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12#\n" +
 	"\rfencing_token\x18\x03 \x01(\x04R\ffencingToken\x128\n" +
 	"\n" +
 	"expires_in\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\texpiresIn\x12\x18\n" +
-	"\awaiters\x18\x05 \x01(\rR\awaiters\"\xd7\x02\n" +
+	"\awaiters\x18\x05 \x01(\rR\awaiters\x12)\n" +
+	"\x04mode\x18\x06 \x01(\x0e2\x15.raftlock.v1.LockModeR\x04mode\x12\x14\n" +
+	"\x05limit\x18\a \x01(\rR\x05limit\x12-\n" +
+	"\aholders\x18\b \x03(\v2\x13.raftlock.v1.HolderR\aholders\x12\x14\n" +
+	"\x05slots\x18\t \x03(\rR\x05slots\"\x98\x01\n" +
+	"\x06Holder\x12\x19\n" +
+	"\bowner_id\x18\x01 \x01(\tR\aownerId\x12#\n" +
+	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x128\n" +
+	"\n" +
+	"expires_in\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\texpiresIn\x12\x14\n" +
+	"\x05slots\x18\x04 \x03(\rR\x05slots\"\xd7\x02\n" +
 	"\x0eRequestOutcome\x12/\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x19.raftlock.v1.RequestStateR\x05state\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
@@ -1523,7 +1750,12 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\t \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\n" +
-	" \x01(\tR\ferrorMessage*\x9c\x01\n" +
+	" \x01(\tR\ferrorMessage*m\n" +
+	"\bLockMode\x12\x19\n" +
+	"\x15LOCK_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LOCK_MODE_EXCLUSIVE\x10\x01\x12\x14\n" +
+	"\x10LOCK_MODE_SHARED\x10\x02\x12\x17\n" +
+	"\x13LOCK_MODE_SEMAPHORE\x10\x03*\x9c\x01\n" +
 	"\fRequestState\x12\x1d\n" +
 	"\x19REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15REQUEST_STATE_PENDING\x10\x01\x12\x1b\n" +
@@ -1557,72 +1789,78 @@ func file_raftlock_v1_lock_proto_rawDescGZIP() []byte {
 	return file_raftlock_v1_lock_proto_rawDescData
 }
 
-var file_raftlock_v1_lock_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_raftlock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_raftlock_v1_lock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_raftlock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_raftlock_v1_lock_proto_goTypes = []any{
-	(RequestState)(0),                 // 0: raftlock.v1.RequestState
-	(*AcquireRequest)(nil),            // 1: raftlock.v1.AcquireRequest
-	(*AcquireResponse)(nil),           // 2: raftlock.v1.AcquireResponse
-	(*ReleaseRequest)(nil),            // 3: raftlock.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),           // 4: raftlock.v1.ReleaseResponse
-	(*ReleaseAllRequest)(nil),         // 5: raftlock.v1.ReleaseAllRequest
-	(*ReleaseAllResponse)(nil),        // 6: raftlock.v1.ReleaseAllResponse
-	(*RefreshRequest)(nil),            // 7: raftlock.v1.RefreshRequest
-	(*RefreshResponse)(nil),           // 8: raftlock.v1.RefreshResponse
-	(*GetLockRequest)(nil),            // 9: raftlock.v1.GetLockRequest
-	(*GetLockResponse)(nil),           // 10: raftlock.v1.GetLockResponse
-	(*ListLocksRequest)(nil),          // 11: raftlock.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),         // 12: raftlock.v1.ListLocksResponse
-	(*CheckFenceRequest)(nil),         // 13: raftlock.v1.CheckFenceRequest
-	(*CheckFenceResponse)(nil),        // 14: raftlock.v1.CheckFenceResponse
-	(*GetRequestOutcomeRequest)(nil),  // 15: raftlock.v1.GetRequestOutcomeRequest
-	(*GetRequestOutcomeResponse)(nil), // 16: raftlock.v1.GetRequestOutcomeResponse
-	(*CancelAcquireRequest)(nil),      // 17: raftlock.v1.CancelAcquireRequest
-	(*CancelAcquireResponse)(nil),     // 18: raftlock.v1.CancelAcquireResponse
-	(*ForceReleaseRequest)(nil),       // 19: raftlock.v1.ForceReleaseRequest
-	(*ForceReleaseResponse)(nil),      // 20: raftlock.v1.ForceReleaseResponse
-	(*Lock)(nil),                      // 21: raftlock.v1.Lock
-	(*RequestOutcome)(nil),            // 22: raftlock.v1.RequestOutcome
-	(*durationpb.Duration)(nil),       // 23: google.protobuf.Duration
+	(LockMode)(0),                     // 0: raftlock.v1.LockMode
+	(RequestState)(0),                 // 1: raftlock.v1.RequestState
+	(*AcquireRequest)(nil),            // 2: raftlock.v1.AcquireRequest
+	(*AcquireResponse)(nil),           // 3: raftlock.v1.AcquireResponse
+	(*ReleaseRequest)(nil),            // 4: raftlock.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),           // 5: raftlock.v1.ReleaseResponse
+	(*ReleaseAllRequest)(nil),         // 6: raftlock.v1.ReleaseAllRequest
+	(*ReleaseAllResponse)(nil),        // 7: raftlock.v1.ReleaseAllResponse
+	(*RefreshRequest)(nil),            // 8: raftlock.v1.RefreshRequest
+	(*RefreshResponse)(nil),           // 9: raftlock.v1.RefreshResponse
+	(*GetLockRequest)(nil),            // 10: raftlock.v1.GetLockRequest
+	(*GetLockResponse)(nil),           // 11: raftlock.v1.GetLockResponse
+	(*ListLocksRequest)(nil),          // 12: raftlock.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),         // 13: raftlock.v1.ListLocksResponse
+	(*CheckFenceRequest)(nil),         // 14: raftlock.v1.CheckFenceRequest
+	(*CheckFenceResponse)(nil),        // 15: raftlock.v1.CheckFenceResponse
+	(*GetRequestOutcomeRequest)(nil),  // 16: raftlock.v1.GetRequestOutcomeRequest
+	(*GetRequestOutcomeResponse)(nil), // 17: raftlock.v1.GetRequestOutcomeResponse
+	(*CancelAcquireRequest)(nil),      // 18: raftlock.v1.CancelAcquireRequest
+	(*CancelAcquireResponse)(nil),     // 19: raftlock.v1.CancelAcquireResponse
+	(*ForceReleaseRequest)(nil),       // 20: raftlock.v1.ForceReleaseRequest
+	(*ForceReleaseResponse)(nil),      // 21: raftlock.v1.ForceReleaseResponse
+	(*Lock)(nil),                      // 22: raftlock.v1.Lock
+	(*Holder)(nil),                    // 23: raftlock.v1.Holder
+	(*RequestOutcome)(nil),            // 24: raftlock.v1.RequestOutcome
+	(*durationpb.Duration)(nil),       // 25: google.protobuf.Duration
 }
 var file_raftlock_v1_lock_proto_depIdxs = []int32{
-	23, // 0: raftlock.v1.AcquireRequest.expire:type_name -> google.protobuf.Duration
-	23, // 1: raftlock.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	21, // 2: raftlock.v1.AcquireResponse.locks:type_name -> raftlock.v1.Lock
-	23, // 3: raftlock.v1.RefreshRequest.expire:type_name -> google.protobuf.Duration
-	21, // 4: raftlock.v1.RefreshResponse.locks:type_name -> raftlock.v1.Lock
-	21, // 5: raftlock.v1.GetLockResponse.lock:type_name -> raftlock.v1.Lock
-	21, // 6: raftlock.v1.ListLocksResponse.locks:type_name -> raftlock.v1.Lock
-	21, // 7: raftlock.v1.CheckFenceResponse.lock:type_name -> raftlock.v1.Lock
-	22, // 8: raftlock.v1.GetRequestOutcomeResponse.outcome:type_name -> raftlock.v1.RequestOutcome
-	22, // 9: raftlock.v1.CancelAcquireResponse.outcome:type_name -> raftlock.v1.RequestOutcome
-	23, // 10: raftlock.v1.Lock.expires_in:type_name -> google.protobuf.Duration
-	0,  // 11: raftlock.v1.RequestOutcome.state:type_name -> raftlock.v1.RequestState
-	1,  // 12: raftlock.v1.LockService.Acquire:input_type -> raftlock.v1.AcquireRequest
-	3,  // 13: raftlock.v1.LockService.Release:input_type -> raftlock.v1.ReleaseRequest
-	5,  // 14: raftlock.v1.LockService.ReleaseAll:input_type -> raftlock.v1.ReleaseAllRequest
-	7,  // 15: raftlock.v1.LockService.Refresh:input_type -> raftlock.v1.RefreshRequest
-	9,  // 16: raftlock.v1.LockService.GetLock:input_type -> raftlock.v1.GetLockRequest
-	11, // 17: raftlock.v1.LockService.ListLocks:input_type -> raftlock.v1.ListLocksRequest
-	13, // 18: raftlock.v1.LockService.CheckFence:input_type -> raftlock.v1.CheckFenceRequest
-	15, // 19: raftlock.v1.LockService.GetRequestOutcome:input_type -> raftlock.v1.GetRequestOutcomeRequest
-	17, // 20: raftlock.v1.LockService.CancelAcquire:input_type -> raftlock.v1.CancelAcquireRequest
-	19, // 21: raftlock.v1.LockService.ForceRelease:input_type -> raftlock.v1.ForceReleaseRequest
-	2,  // 22: raftlock.v1.LockService.Acquire:output_type -> raftlock.v1.AcquireResponse
-	4,  // 23: raftlock.v1.LockService.Release:output_type -> raftlock.v1.ReleaseResponse
-	6,  // 24: raftlock.v1.LockService.ReleaseAll:output_type -> raftlock.v1.ReleaseAllResponse
-	8,  // 25: raftlock.v1.LockService.Refresh:output_type -> raftlock.v1.RefreshResponse
-	10, // 26: raftlock.v1.LockService.GetLock:output_type -> raftlock.v1.GetLockResponse
-	12, // 27: raftlock.v1.LockService.ListLocks:output_type -> raftlock.v1.ListLocksResponse
-	14, // 28: raftlock.v1.LockService.CheckFence:output_type -> raftlock.v1.CheckFenceResponse
-	16, // 29: raftlock.v1.LockService.GetRequestOutcome:output_type -> raftlock.v1.GetRequestOutcomeResponse
-	18, // 30: raftlock.v1.LockService.CancelAcquire:output_type -> raftlock.v1.CancelAcquireResponse
-	20, // 31: raftlock.v1.LockService.ForceRelease:output_type -> raftlock.v1.ForceReleaseResponse
-	22, // [22:32] is the sub-list for method output_type
-	12, // [12:22] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	25, // 0: raftlock.v1.AcquireRequest.expire:type_name -> google.protobuf.Duration
+	25, // 1: raftlock.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	0,  // 2: raftlock.v1.AcquireRequest.mode:type_name -> raftlock.v1.LockMode
+	22, // 3: raftlock.v1.AcquireResponse.locks:type_name -> raftlock.v1.Lock
+	25, // 4: raftlock.v1.RefreshRequest.expire:type_name -> google.protobuf.Duration
+	22, // 5: raftlock.v1.RefreshResponse.locks:type_name -> raftlock.v1.Lock
+	22, // 6: raftlock.v1.GetLockResponse.lock:type_name -> raftlock.v1.Lock
+	22, // 7: raftlock.v1.ListLocksResponse.locks:type_name -> raftlock.v1.Lock
+	22, // 8: raftlock.v1.CheckFenceResponse.lock:type_name -> raftlock.v1.Lock
+	24, // 9: raftlock.v1.GetRequestOutcomeResponse.outcome:type_name -> raftlock.v1.RequestOutcome
+	24, // 10: raftlock.v1.CancelAcquireResponse.outcome:type_name -> raftlock.v1.RequestOutcome
+	25, // 11: raftlock.v1.Lock.expires_in:type_name -> google.protobuf.Duration
+	0,  // 12: raftlock.v1.Lock.mode:type_name -> raftlock.v1.LockMode
+	23, // 13: raftlock.v1.Lock.holders:type_name -> raftlock.v1.Holder
+	25, // 14: raftlock.v1.Holder.expires_in:type_name -> google.protobuf.Duration
+	1,  // 15: raftlock.v1.RequestOutcome.state:type_name -> raftlock.v1.RequestState
+	2,  // 16: raftlock.v1.LockService.Acquire:input_type -> raftlock.v1.AcquireRequest
+	4,  // 17: raftlock.v1.LockService.Release:input_type -> raftlock.v1.ReleaseRequest
+	6,  // 18: raftlock.v1.LockService.ReleaseAll:input_type -> raftlock.v1.ReleaseAllRequest
+	8,  // 19: raftlock.v1.LockService.Refresh:input_type -> raftlock.v1.RefreshRequest
+	10, // 20: raftlock.v1.LockService.GetLock:input_type -> raftlock.v1.GetLockRequest
+	12, // 21: raftlock.v1.LockService.ListLocks:input_type -> raftlock.v1.ListLocksRequest
+	14, // 22: raftlock.v1.LockService.CheckFence:input_type -> raftlock.v1.CheckFenceRequest
+	16, // 23: raftlock.v1.LockService.GetRequestOutcome:input_type -> raftlock.v1.GetRequestOutcomeRequest
+	18, // 24: raftlock.v1.LockService.CancelAcquire:input_type -> raftlock.v1.CancelAcquireRequest
+	20, // 25: raftlock.v1.LockService.ForceRelease:input_type -> raftlock.v1.ForceReleaseRequest
+	3,  // 26: raftlock.v1.LockService.Acquire:output_type -> raftlock.v1.AcquireResponse
+	5,  // 27: raftlock.v1.LockService.Release:output_type -> raftlock.v1.ReleaseResponse
+	7,  // 28: raftlock.v1.LockService.ReleaseAll:output_type -> raftlock.v1.ReleaseAllResponse
+	9,  // 29: raftlock.v1.LockService.Refresh:output_type -> raftlock.v1.RefreshResponse
+	11, // 30: raftlock.v1.LockService.GetLock:output_type -> raftlock.v1.GetLockResponse
+	13, // 31: raftlock.v1.LockService.ListLocks:output_type -> raftlock.v1.ListLocksResponse
+	15, // 32: raftlock.v1.LockService.CheckFence:output_type -> raftlock.v1.CheckFenceResponse
+	17, // 33: raftlock.v1.LockService.GetRequestOutcome:output_type -> raftlock.v1.GetRequestOutcomeResponse
+	19, // 34: raftlock.v1.LockService.CancelAcquire:output_type -> raftlock.v1.CancelAcquireResponse
+	21, // 35: raftlock.v1.LockService.ForceRelease:output_type -> raftlock.v1.ForceReleaseResponse
+	26, // [26:36] is the sub-list for method output_type
+	16, // [16:26] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_raftlock_v1_lock_proto_init() }
@@ -1636,8 +1874,8 @@ func file_raftlock_v1_lock_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftlock_v1_lock_proto_rawDesc), len(file_raftlock_v1_lock_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   22,
+			NumEnums:      2,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
