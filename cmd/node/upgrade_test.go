@@ -70,7 +70,7 @@ func TestRollingUpgradeFromThePreviousRelease(t *testing.T) {
 	old := buildAt(t, previousRelease)
 	tl := &timeline{start: time.Now()}
 	defer func() { t.Logf("timeline:\n%s", strings.Join(tl.lines, "\n")) }()
-	pc := startClusterWith(t, "", testcluster.WithBinary(old))
+	pc := newPCluster(t, "", false, testcluster.WithBinary(old))
 	tl.add("3 nodes of %s running; leader %s", previousRelease, pc.c.ID(pc.waitLeader()))
 
 	// Locks that must survive every step, with their tokens.
