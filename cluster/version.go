@@ -175,8 +175,6 @@ func (n *Node) admitVersion(encoded []byte) error {
 
 // requireVersion refuses a request for feature when the cluster version is
 // below v, naming the members that hold it back.
-//
-//lint:ignore U1000 the gate of the first version 2 request kind (shared and semaphore acquires, in progress)
 func (n *Node) requireVersion(feature string, v uint32) error {
 	cur := n.clusterVersion()
 	if cur >= v {
