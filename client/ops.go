@@ -216,6 +216,12 @@ type Status struct {
 	// Locks and Waiters count the node's lock table.
 	Locks   uint64 `json:"locks"`
 	Waiters uint64 `json:"waiters"`
+	// ClusterVersion is the log version the cluster has agreed on (0 from
+	// a node too old to say: version 1); SupportedVersion the highest the
+	// answering node's build can apply. A rolling upgrade is complete when
+	// ClusterVersion equals every member's SupportedVersion.
+	ClusterVersion   uint32 `json:"cluster_version"`
+	SupportedVersion uint32 `json:"supported_version"`
 }
 
 // Member is a node of the cluster.
@@ -228,16 +234,20 @@ type Member struct {
 	Voter bool `json:"voter"`
 	// Leader marks the leader.
 	Leader bool `json:"leader"`
+	// SupportedVersion is the highest log version the member said it can
+	// apply, as the answering node last heard (0: not heard yet, or a
+	// version 1 build).
+	SupportedVersion uint32 `json:"supported_version"`
 }
 
 func statusOf(m *raftlockv1.StatusResponse) *Status {
 	st := &Status{
 		ID: m.Id, Address: m.Address, Role: m.Role, LeaderID: m.LeaderId, LeaderAddress: m.LeaderAddress,
 		Term: m.Term, CommitIndex: m.CommitIndex, AppliedIndex: m.AppliedIndex, Ready: m.Ready,
-		Locks: m.Locks, Waiters: m.Waiters,
+		Locks: m.Locks, Waiters: m.Waiters, ClusterVersion: m.ClusterVersion, SupportedVersion: m.SupportedVersion,
 	}
 	for _, mb := range m.Members {
-		st.Members = append(st.Members, Member{ID: mb.Id, Address: mb.Address, Voter: mb.Voter, Leader: mb.Leader})
+		st.Members = append(st.Members, Member{ID: mb.Id, Address: mb.Address, Voter: mb.Voter, Leader: mb.Leader, SupportedVersion: mb.SupportedVersion})
 	}
 	return st
 }

@@ -534,7 +534,7 @@ func statusCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		var out []nodeJSON
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ENDPOINT\tID\tROLE\tTERM\tCOMMIT\tAPPLIED\tREADY\tLEADER\tLOCKS\tWAITERS")
+		fmt.Fprintln(tw, "ENDPOINT\tID\tROLE\tTERM\tCOMMIT\tAPPLIED\tREADY\tLEADER\tLOCKS\tWAITERS\tVERSION")
 		reached := 0
 		for _, ep := range strings.Split(e.g.endpoints, ",") {
 			if ep = strings.TrimSpace(ep); ep == "" {
@@ -552,7 +552,7 @@ func statusCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			if leader == "" {
 				leader = "(none)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%v\t%s\t%d\t%d\n", ep, st.ID, st.Role, st.Term, st.CommitIndex, st.AppliedIndex, st.Ready, leader, st.Locks, st.Waiters)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%v\t%s\t%d\t%d\t%s\n", ep, st.ID, st.Role, st.Term, st.CommitIndex, st.AppliedIndex, st.Ready, leader, st.Locks, st.Waiters, versionColumn(st))
 		}
 		tw.Flush()
 		if err := e.print(out, b.String()); err != nil {
@@ -563,6 +563,13 @@ func statusCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		}
 		return nil
 	}
+}
+
+// versionColumn is "cluster/supported" of a node's status ("1/1" for a
+// node too old to report versions).
+func versionColumn(st *client.Status) string {
+	cv, sv := max(st.ClusterVersion, 1), max(st.SupportedVersion, 1)
+	return fmt.Sprintf("%d/%d", cv, sv)
 }
 
 func membersCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
@@ -576,9 +583,13 @@ func membersCmd(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tLEADER")
+		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tLEADER\tSUPPORTS")
 		for _, m := range st.Members {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\n", m.ID, m.Address, m.Voter, m.Leader)
+			supports := "?"
+			if m.SupportedVersion > 0 {
+				supports = fmt.Sprint(m.SupportedVersion)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%s\n", m.ID, m.Address, m.Voter, m.Leader, supports)
 		}
 		tw.Flush()
 		members := st.Members
