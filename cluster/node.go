@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -67,6 +68,11 @@ type Node struct {
 	// abandons bounds and tracks the background withdrawals of departed
 	// callers' Acquires.
 	abandons *abandons
+	// incarnation is this run's, in the high bits of its attempts;
+	// prevIncarnation the previous run's (0: none), abandoned at start.
+	incarnation, prevIncarnation uint32
+	// attempts counts the attempts made in this incarnation.
+	attempts atomic.Uint32
 
 	// mu guards office and officeCh.
 	mu sync.Mutex
@@ -112,6 +118,9 @@ func Start(cfg Config) (n *Node, err error) {
 	// port never serves without them.
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if n.prevIncarnation, n.incarnation, err = newIncarnation(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	ln, err := n.listen(&undo)
 	if err != nil {
@@ -160,6 +169,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n.goRun(n.serveHTTP)
 	n.goRun(n.leaderLoop)
 	n.goRun(n.versionLoop)
+	n.goRun(n.abandonPrevious)
 	if !existing && cfg.Join != "" {
 		n.goRun(n.joinLoop)
 	}

@@ -4,7 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +58,7 @@ import (
 func (n *Node) acquire(ctx context.Context, c *fsm.Command, named bool) (_ *fsm.Result, err error) {
 	v2 := n.clusterVersion() >= fsm.Version2
 	if v2 {
-		c.Attempt = newAttempt()
+		c.Attempt = n.newAttempt()
 	}
 	var sub *subscription
 	if c.Wait > 0 {
@@ -92,22 +98,11 @@ func (n *Node) departedBeforeStart() connect.UnaryInterceptorFunc {
 				c := &fsm.Command{Op: fsm.OpAcquire, RequestID: m.RequestId, Wait: m.GetWaitTimeout().AsDuration()}
 				v2 := n.clusterVersion() >= fsm.Version2
 				if v2 {
-					c.Attempt = newAttempt()
+					c.Attempt = n.newAttempt()
 				}
 				n.abandons.add(c, v2)
 			}
 			return next(ctx, req)
-		}
-	}
-}
-
-// newAttempt draws an attempt id: random, never 0.
-func newAttempt() uint64 {
-	var b [8]byte
-	for {
-		_, _ = rand.Read(b[:])
-		if a := binary.BigEndian.Uint64(b[:]); a != 0 {
-			return a
 		}
 	}
 }
@@ -325,6 +320,99 @@ func (h *hub) publish(ev fsm.Result) {
 		select {
 		case s.ch <- ev:
 		default:
+		}
+	}
+}
+
+// Incarnations. Each start of a node draws a new incarnation (kept in
+// <data-dir>/incarnation), and every attempt the node makes carries it in
+// its high 32 bits. A node that crashed could not abandon the attempts of
+// the callers it was serving; when it starts again, it abandons every
+// attempt of its previous incarnation at once (fsm.OpAbandonNode), so
+// their waiters are withdrawn and grants made to them released. (A node
+// that never comes back leaves them to their wait timeouts and expiries.)
+
+// incarnationFile holds the node's current incarnation, in hex.
+const incarnationFile = "incarnation"
+
+// newIncarnation reads the previous incarnation of the node in dataDir (0:
+// none) and records a new one, different and never 0, durably.
+func newIncarnation(dataDir string) (prev, cur uint32, err error) {
+	path := filepath.Join(dataDir, incarnationFile)
+	if b, err := os.ReadFile(path); err == nil {
+		v, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 32)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("%s: %w", path, perr)
+		}
+		prev = uint32(v)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, err
+	}
+	for cur == 0 || cur == prev {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		cur = binary.BigEndian.Uint32(b[:])
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = fmt.Fprintf(f, "%08x\n", cur)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("record the node's incarnation: %w", err)
+	}
+	return prev, cur, nil
+}
+
+// newAttempt draws an attempt id for a handling of an Acquire on this
+// node: its incarnation, then a counter (never 0).
+func (n *Node) newAttempt() uint64 {
+	seq := n.attempts.Add(1)
+	if seq == 0 {
+		seq = n.attempts.Add(1)
+	}
+	return uint64(n.incarnation)<<32 | uint64(seq)
+}
+
+// abandonPrevious abandons the attempts of the node's previous
+// incarnation, once the node has caught up with the log (so it knows the
+// cluster version: before version 2 nothing carried attempts).
+func (n *Node) abandonPrevious() {
+	if n.prevIncarnation == 0 {
+		return
+	}
+	cmd := &fsm.Command{Op: fsm.OpAbandonNode, Attempt: uint64(n.prevIncarnation) << 32}
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ApplyTimeout)
+		ready := n.Ready(ctx)
+		var r *fsm.Result
+		var err error
+		if ready && n.clusterVersion() < fsm.Version2 {
+			cancel()
+			return
+		}
+		if ready {
+			r, err = n.propose(ctx, cmd, nil)
+		}
+		cancel()
+		if ready && err == nil {
+			n.log.Info("abandoned the acquires of this node's previous run", "incarnation", fmt.Sprintf("%08x", n.prevIncarnation), "requests", r.Count)
+			return
+		}
+		select {
+		case <-n.shutdownCh:
+			return
+		case <-time.After(backoff):
 		}
 	}
 }

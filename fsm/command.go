@@ -40,6 +40,12 @@ const (
 	// meanwhile is released. It does nothing when another attempt has taken
 	// the request over since. Version 2.
 	OpAbandon Op = 9
+	// OpAbandonNode abandons every attempt of one incarnation of a node:
+	// Attempt's high 32 bits name the incarnation (a node draws a new one
+	// each time it starts, and makes its attempts from it). A node that
+	// restarts proposes it for its previous incarnation: the callers those
+	// attempts served went with the process. Version 2.
+	OpAbandonNode Op = 10
 )
 
 var opNames = [...]string{
@@ -52,6 +58,7 @@ var opNames = [...]string{
 	OpForceRelease: "force_release",
 	OpSetVersion:   "set_version",
 	OpAbandon:      "abandon",
+	OpAbandonNode:  "abandon_node",
 }
 
 func (o Op) String() string {
@@ -61,7 +68,7 @@ func (o Op) String() string {
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
-func (o Op) valid() bool { return o >= OpTick && o <= OpAbandon }
+func (o Op) valid() bool { return o >= OpTick && o <= OpAbandonNode }
 
 // Command is one entry of the replicated log.
 type Command struct {
@@ -151,7 +158,7 @@ const (
 // older nodes.
 func (c *Command) Version() uint32 {
 	switch {
-	case c.Op == OpSetVersion, c.Op == OpAbandon, c.Attempt != 0, c.ClusterVersion != 0,
+	case c.Op == OpSetVersion, c.Op == OpAbandon, c.Op == OpAbandonNode, c.Attempt != 0, c.ClusterVersion != 0,
 		c.Op == OpCancelWait && len(c.Keys) > 0, c.Mode != ModeExclusive, c.Permits != 0, c.Limit != 0:
 		return Version2
 	}

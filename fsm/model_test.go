@@ -133,6 +133,8 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 		return &Result{Count: int(m.version)}
 	case OpAbandon:
 		return m.abandon(c, events)
+	case OpAbandonNode:
+		return m.abandonNode(c, events)
 	case OpCancelWait:
 		if len(c.Keys) > 0 {
 			return m.cancelWithin(c, events)
@@ -279,6 +281,37 @@ func (m *model) abandon(c *Command, events *[]Result) *Result {
 	r := rec.res
 	r.Duplicate = true
 	return &r
+}
+
+func (m *model) abandonNode(c *Command, events *[]Result) *Result {
+	inc := c.Attempt >> 32
+	if inc == 0 {
+		return &Result{Code: CodeInvalid}
+	}
+	var rids []string
+	for _, w := range m.waiters { // arrival order
+		if m.records[w.rid].attempt>>32 == inc {
+			rids = append(rids, w.rid)
+		}
+	}
+	var grants []string
+	for rid, rec := range m.records {
+		if rec.res.Op == OpAcquire && rec.res.Code == CodeOK && rec.attempt>>32 == inc {
+			grants = append(grants, rid)
+		}
+	}
+	slices.SortFunc(grants, func(a, b string) int {
+		return cmp.Or(cmp.Compare(m.records[a].granted, m.records[b].granted), strings.Compare(a, b))
+	})
+	r := &Result{}
+	for _, rid := range append(rids, grants...) {
+		rec := m.records[rid]
+		if rec.res.Code == CodePending || rec.res.Code == CodeOK {
+			m.abandon(&Command{RequestID: rid, Attempt: rec.attempt}, events)
+			r.Count++
+		}
+	}
+	return r
 }
 
 func (m *model) cancelWithin(c *Command, events *[]Result) *Result {

@@ -164,9 +164,9 @@ func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, 
 	if rapid.Bool().Draw(rt, "with id?") {
 		c.RequestID = newRID()
 	}
-	attempt := func() uint64 { // version 2: which node's handling of the call
+	attempt := func() uint64 { // version 2: which node (incarnation, high bits) and handling of the call
 		if rapid.Bool().Draw(rt, "attempt?") {
-			return uint64(rapid.IntRange(1, 3).Draw(rt, "attempt"))
+			return uint64(rapid.IntRange(1, 2).Draw(rt, "incarnation"))<<32 | uint64(rapid.IntRange(1, 3).Draw(rt, "attempt"))
 		}
 		return 0
 	}
@@ -204,7 +204,11 @@ func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, 
 			c.Keys = rapid.SliceOfN(rapid.SampledFrom([]string{"a", "b", "x"}), 1, 2).Draw(rt, "scope")
 		}
 	case 10:
-		c = Command{Op: OpAbandon, RequestID: oldRID("abandon"), Attempt: uint64(rapid.IntRange(1, 3).Draw(rt, "attempt"))}
+		if rapid.IntRange(0, 3).Draw(rt, "node?") == 0 { // a node restarted: all its attempts
+			c = Command{Op: OpAbandonNode, Attempt: uint64(rapid.IntRange(1, 2).Draw(rt, "incarnation")) << 32}
+		} else {
+			c = Command{Op: OpAbandon, RequestID: oldRID("abandon"), Attempt: attempt() | 1}
+		}
 	case 11:
 		c = Command{Op: OpSetVersion, ClusterVersion: uint32(rapid.IntRange(1, 2).Draw(rt, "version"))}
 	case 9:

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"container/list"
 	"fmt"
 	"slices"
@@ -221,6 +222,8 @@ func (t *Table) run(c *Command, events *[]Result) *Result {
 		return &Result{Code: CodeOK, Count: int(t.version)}
 	case OpAbandon:
 		return t.abandon(c, events)
+	case OpAbandonNode:
+		return t.abandonNode(c, events)
 	default:
 		return invalid("op: unknown operation %d", c.Op)
 	}
@@ -837,25 +840,68 @@ func (t *Table) abandon(c *Command, events *[]Result) *Result {
 		r := rec.result()
 		return &r
 	case rec.op != OpAcquire || rec.attempt != c.Attempt:
-	case rec.code == CodePending:
-		r := t.endWait(t.waiters[rec.rid], CodeCancelled, events)
-		return &r
-	case rec.code == CodeOK:
-		var freed []string
-		for _, k := range rec.keys {
-			if l := t.holdOf(k, rec.owner); l != nil && l.token == rec.granted {
-				t.free(l)
-				freed = append(freed, k)
-			}
-		}
-		rec.code, rec.tokens, rec.deadlines, rec.count = CodeCancelled, nil, nil, len(freed)
-		t.handOff(freed, events)
-		r := rec.result()
+	case rec.code == CodePending, rec.code == CodeOK:
+		r := t.abandonRecord(rec, events)
 		return &r
 	}
 	r := rec.result()
 	r.Duplicate = true
 	return &r
+}
+
+// abandonRecord ends a pending or granted Acquire whose caller is gone: the
+// waiter is withdrawn, or what the grant newly took is released (see
+// abandon).
+func (t *Table) abandonRecord(rec *record, events *[]Result) Result {
+	if rec.code == CodePending {
+		return t.endWait(t.waiters[rec.rid], CodeCancelled, events)
+	}
+	var freed []string
+	for _, k := range rec.keys {
+		if l := t.holdOf(k, rec.owner); l != nil && l.token == rec.granted {
+			t.free(l)
+			freed = append(freed, k)
+		}
+	}
+	rec.code, rec.tokens, rec.deadlines, rec.count = CodeCancelled, nil, nil, len(freed)
+	t.handOff(freed, events)
+	return rec.result()
+}
+
+// abandonNode abandons every attempt of the incarnation in c.Attempt's high
+// 32 bits that still owns its request: the waiters in arrival order, then
+// the grants, so every replica ends them in the
+// same order (grants by the index that granted them, then request id). It
+// counts the requests it ended.
+func (t *Table) abandonNode(c *Command, events *[]Result) *Result {
+	inc := c.Attempt >> 32
+	if inc == 0 {
+		return invalid("attempt: the incarnation (high 32 bits) is required")
+	}
+	var ended []*record
+	for _, w := range t.waitersInOrder() {
+		if rec := t.records[w.rid]; rec.attempt>>32 == inc {
+			ended = append(ended, rec)
+		}
+	}
+	var grants []*record
+	for _, rec := range t.ring[t.head:] {
+		if rec.op == OpAcquire && rec.code == CodeOK && rec.attempt>>32 == inc {
+			grants = append(grants, rec)
+		}
+	}
+	slices.SortFunc(grants, func(a, b *record) int {
+		return cmp.Or(cmp.Compare(a.granted, b.granted), strings.Compare(a.rid, b.rid))
+	})
+	ended = append(ended, grants...)
+	r := &Result{Code: CodeOK}
+	for _, rec := range ended {
+		if rec.code == CodePending || rec.code == CodeOK { // an earlier one's hand-off may have granted it
+			t.abandonRecord(rec, events)
+			r.Count++
+		}
+	}
+	return r
 }
 
 // LockInfo describes a held key.

@@ -545,3 +545,39 @@ func TestCallerMistakesGetClearAnswers(t *testing.T) {
 		t.Errorf("4 GiB length prefix: grpc-status %q (%s), want 8", got, resp.Trailer.Get("Grpc-Message"))
 	}
 }
+
+// DESIGN.md section 8 (7) across a crash: the node serving a waiting
+// acquire dies (kill -9) with its caller's connection; the key is then
+// granted to nobody. When that node starts again it abandons every attempt
+// of its previous run, so the grant is released.
+func TestCrashedNodesAcquiresAreAbandonedWhenItRestarts(t *testing.T) {
+	pc := startCluster(t, "")
+	leader := pc.waitLeader()
+	if r := pc.post(leader, "raftlock.v1.LockService/Acquire", `{"keys":["crash"],"ownerId":"holder"}`); r.status != 200 {
+		t.Fatalf("holder: %d %s", r.status, r.raw)
+	}
+	f := pc.follower()
+	c, err := net.Dial("tcp", pc.addr(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"keys":["crash"],"ownerId":"gone","waitTimeout":"60s","requestId":"crash-1"}`
+	fmt.Fprintf(c, "POST /raftlock.v1.LockService/Acquire HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	testcluster.WaitFor(t, 10*time.Second, "the acquire to queue", func() bool {
+		return pc.outcome(leader, "crash-1")["state"] == "REQUEST_STATE_PENDING"
+	})
+	if err := pc.c.Kill(f); err != nil {
+		t.Fatal(err)
+	}
+	pc.post(leader, "raftlock.v1.LockService/Release", `{"keys":["crash"],"ownerId":"holder"}`)
+	if l := pc.lock(leader, "crash"); l == nil || l["ownerId"] != "gone" {
+		t.Fatalf("after the release: %v, want the key handed to the crashed node's caller", l)
+	}
+	if err := pc.c.Restart(f); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 30*time.Second, "the restarted node to abandon its previous run's acquire", func() bool {
+		return pc.lock(leader, "crash") == nil && pc.outcome(leader, "crash-1")["state"] == "REQUEST_STATE_CANCELLED"
+	})
+}
