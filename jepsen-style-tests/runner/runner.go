@@ -234,6 +234,7 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	rep.Recovery = time.Since(healed)
 	o.Log("after the final heal: leader in %s, every key acquirable in %s", leaderAfter.Round(time.Millisecond), keysAfter.Round(time.Millisecond))
 	wl.Stop()
+	given, finalHolders := abandonedAtTheEnd(ctx, b, o, wl.Abandoned())
 
 	// Convergence of the replicas' state.
 	// A node restarted late may wait out Raft's replication back-off before
@@ -261,6 +262,7 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 		checker.Durable(ops, journals),
 		convergedResult(checker.Converged(journals), converged, convNote),
 		checker.Recovery(leaderAfter, keysAfter, o.RecoveryLimit),
+		checker.Abandoned(given, finalHolders),
 	}
 	rep.Results = results
 	rep.OK = true
@@ -355,6 +357,63 @@ func acquireEvery(ctx context.Context, b Backend, o Options, keys []string) time
 		}
 	}
 	return time.Since(start)
+}
+
+// abandonedAtTheEnd reads who holds each key the abandoning clients used,
+// once the faults have healed: it waits until no key is held by an owner
+// that gave up, or RecoveryLimit passes (abandons a partition kept from the
+// leader land once it heals), and returns what it read last.
+func abandonedAtTheEnd(ctx context.Context, b Backend, o Options, list []workload.Abandoned) ([]checker.Given, map[string]string) {
+	given := make([]checker.Given, len(list))
+	gone := map[string]bool{}
+	final := map[string]string{}
+	for i, a := range list {
+		given[i] = checker.Given{Key: a.Key, Owner: a.Owner, How: a.How}
+		gone[a.Owner] = true
+		final[a.Key] = ""
+	}
+	if len(list) == 0 {
+		return given, final
+	}
+	dial := workload.Dialer("", b.Hosts())
+	hc := workload.HTTPClient(dial)
+	if o.Workload.HTTPClient != nil {
+		hc = o.Workload.HTTPClient(dial)
+	}
+	cl, err := client.New(b.Endpoints(), append([]client.Option{client.WithHTTPClient(hc)}, o.Workload.Options...)...)
+	if err != nil {
+		return given, map[string]string{}
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(o.RecoveryLimit)
+	for {
+		held := 0
+		for k := range final {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			l, err := cl.Get(rctx, k)
+			cancel()
+			switch {
+			case err != nil:
+				o.Log("abandoned: reading %s: %v", k, err)
+			case l == nil:
+				final[k] = ""
+			default:
+				final[k] = l.Owner
+				if gone[l.Owner] {
+					held++
+				}
+			}
+		}
+		if held == 0 || time.Now().After(deadline) {
+			o.Log("abandoned: %d acquires given up on %d keys; %d keys held by a caller that gave up", len(list), len(final), held)
+			return given, final
+		}
+		select {
+		case <-ctx.Done():
+			return given, final
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // waitConverged waits until every node of the backend reports the same

@@ -57,6 +57,9 @@ type Config struct {
 	HTTPClient func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client
 	// Options are extra client options (e.g. a bearer token).
 	Options []client.Option
+	// Abandoners is the number of clients that abandon waiting acquires
+	// at random (abandon.go); -1: none. Default 2.
+	Abandoners int
 }
 
 // Defaults fills in unset fields.
@@ -84,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = 4 * time.Second
+	}
+	if c.Abandoners == 0 {
+		c.Abandoners = 2
 	}
 	return c
 }
@@ -150,6 +156,7 @@ type Workload struct {
 	rec    *Recorder
 	fenced *Fenced
 	keys   atomic.Pointer[[]string]
+	ab     abandoners
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
@@ -180,6 +187,23 @@ func (w *Workload) Start(ctx context.Context) error {
 			defer w.wg.Done()
 			defer cl.Close()
 			w.loop(ctx, i, cl)
+		}()
+	}
+	for i := range max(w.cfg.Abandoners, 0) {
+		local := ""
+		if n := len(w.cfg.ClientAddrs); n > 0 {
+			local = w.cfg.ClientAddrs[(w.cfg.Clients+i)%n]
+		}
+		dial := Dialer(local, w.cfg.Hosts)
+		hc := HTTPClient(dial)
+		if w.cfg.HTTPClient != nil {
+			hc = w.cfg.HTTPClient(dial)
+		}
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			defer hc.CloseIdleConnections()
+			w.abandonLoop(ctx, i, hc)
 		}()
 	}
 	return nil

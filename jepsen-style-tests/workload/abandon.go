@@ -1,0 +1,118 @@
+package workload
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// AbandonSuffix names the key of a key set that the abandoning clients use
+// (kNNN-ab): its own key, so that callers the history does not record
+// never touch the keys the other checkers judge.
+const AbandonSuffix = "-ab"
+
+// Abandoned is one acquire whose caller gave up on purpose: a deadline of
+// 0-5 ms, or a disconnect 0-5 ms after sending. It waits up to 30 s and
+// never expires, so a grant nobody withdrew would hold its key forever.
+type Abandoned struct {
+	Key, Owner, RequestID string
+	// How: "deadline" or "disconnect".
+	How string
+	// After is the deadline, or the time to the disconnect.
+	After time.Duration
+	// Node is the endpoint the call went to.
+	Node string
+}
+
+// abandoners run beside the recorded clients and keep what they gave up.
+type abandoners struct {
+	mu   sync.Mutex
+	list []Abandoned
+}
+
+// Abandoned returns the acquires the abandoning clients gave up so far.
+func (w *Workload) Abandoned() []Abandoned {
+	w.ab.mu.Lock()
+	defer w.ab.mu.Unlock()
+	return append([]Abandoned(nil), w.ab.list...)
+}
+
+// abandonLoop is one abandoning client: it holds its key set's -ab key
+// for a moment (2 s lease), sends one to three acquires for it that it
+// abandons, and releases.
+func (w *Workload) abandonLoop(ctx context.Context, id int, hc *http.Client) {
+	rng := rand.New(rand.NewPCG(w.cfg.Seed, uint64(1000+id)))
+	for seq := 0; ; seq++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(rng.Int64N(int64(4*w.cfg.Interval) + 1))):
+		}
+		keys := *w.keys.Load()
+		key := keys[0] + AbandonSuffix
+		holder := fmt.Sprintf("ab-holder-%d-%d", id, seq)
+		w.call(ctx, hc, w.endpoint(rng), "Acquire", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"expire":"2s","waitTimeout":"1s","requestId":%q}`, key, holder, holder), nil, 0)
+		for j := range 1 + rng.IntN(3) {
+			a := Abandoned{Key: key, Owner: fmt.Sprintf("ab-gone-%d-%d-%d", id, seq, j), Node: w.endpoint(rng),
+				After: time.Duration(rng.IntN(6)) * time.Millisecond, How: "deadline"}
+			a.RequestID = a.Owner
+			if rng.IntN(2) == 0 {
+				a.How = "disconnect"
+			}
+			w.ab.mu.Lock()
+			w.ab.list = append(w.ab.list, a)
+			w.ab.mu.Unlock()
+			body := fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"waitTimeout":"30s","requestId":%q}`, a.Key, a.Owner, a.RequestID)
+			if a.How == "deadline" {
+				// Connect-Timeout-Ms: the caller's deadline, in whole ms (at least 1).
+				w.call(ctx, hc, a.Node, "Acquire", body, http.Header{"Connect-Timeout-Ms": {strconv.Itoa(max(1, int(a.After/time.Millisecond)))}}, 0)
+			} else {
+				w.call(ctx, hc, a.Node, "Acquire", body, nil, a.After)
+			}
+		}
+		w.call(ctx, hc, w.endpoint(rng), "Release", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"requestId":%q}`, key, holder, holder+"-r"), nil, 0)
+	}
+}
+
+func (w *Workload) endpoint(rng *rand.Rand) string {
+	return w.cfg.Endpoints[rng.IntN(len(w.cfg.Endpoints))]
+}
+
+// call posts a Connect JSON call; with hangUp > 0 the call is cut that
+// long after it starts (the stream is reset: the server sees its caller
+// go away). Answers are not needed: nothing of these calls is recorded
+// but what was given up.
+func (w *Workload) call(ctx context.Context, hc *http.Client, endpoint, method, body string, header http.Header, hangUp time.Duration) {
+	url := endpoint
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+		if w.cfg.HTTPClient != nil {
+			url = "https://" + endpoint
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.OpTimeout)
+	defer cancel()
+	if hangUp > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, hangUp)
+		defer c2()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/raftlock.v1.LockService/"+method, strings.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if resp, err := hc.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
