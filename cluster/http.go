@@ -60,7 +60,7 @@ func (n *Node) newHTTPServer() *http.Server {
 	apiOpts = append(apiOpts, connect.WithInterceptors(n.departedBeforeStart()))
 	apiOpts = append(apiOpts, unsafeOptions(n)...)
 	mux := http.NewServeMux()
-	api := func(pattern string, h http.Handler) { mux.Handle(pattern, n.checkRequest(n.admit(h))) }
+	api := func(pattern string, h http.Handler) { mux.Handle(pattern, timeHTTP(n.checkRequest(n.admit(h)))) }
 	api(raftlockv1connect.NewLockServiceHandler(&lockService{n}, apiOpts...))
 	api(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, apiOpts...))
 	api(n.peersOnly(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...)))

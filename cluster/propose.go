@@ -8,16 +8,20 @@ import (
 	"github.com/raftlock/raftlock/fsm"
 )
 
+var proposeStage = stageSeconds.WithLabelValues("propose")
+
 // applyLocal stamps an encoded command with the leader's cluster time and
 // commits it. Only the leader, in office o, calls it.
 func (n *Node) applyLocal(o *office, encoded []byte) (*fsm.Result, error) {
 	buf := make([]byte, len(encoded))
 	copy(buf, encoded)
 	fsm.StampTime(buf, o.stamp(n.clock))
+	start := time.Now()
 	f := n.raft.Apply(buf, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		return nil, err
 	}
+	proposeStage.Observe(time.Since(start).Seconds())
 	r, ok := f.Response().(*fsm.Result)
 	if !ok {
 		return nil, fmt.Errorf("unexpected apply response %T", f.Response())
