@@ -328,9 +328,13 @@ func (h *hub) publish(ev fsm.Result) {
 // <data-dir>/incarnation), and every attempt the node makes carries it in
 // its high 32 bits. A node that crashed could not abandon the attempts of
 // the callers it was serving; when it starts again, it abandons every
-// attempt of its previous incarnation at once (fsm.OpAbandonNode), so
-// their waiters are withdrawn and grants made to them released. (A node
-// that never comes back leaves them to their wait timeouts and expiries.)
+// attempt of its previous incarnation at once (fsm.OpAbandonNode): their
+// waiters are withdrawn. Grants are not released: one made before the
+// crash may have reached its caller (a follower answers a forwarded
+// Acquire as soon as the leader does), and the cluster cannot tell which;
+// a grant nobody received ends when it expires, which is why locks should
+// have one. (A node that never comes back leaves its waiters to their wait
+// timeouts.)
 
 // incarnationFile holds the node's current incarnation, in hex.
 const incarnationFile = "incarnation"

@@ -40,11 +40,12 @@ const (
 	// meanwhile is released. It does nothing when another attempt has taken
 	// the request over since. Version 2.
 	OpAbandon Op = 9
-	// OpAbandonNode abandons every attempt of one incarnation of a node:
+	// OpAbandonNode withdraws every waiter of one incarnation of a node:
 	// Attempt's high 32 bits name the incarnation (a node draws a new one
 	// each time it starts, and makes its attempts from it). A node that
 	// restarts proposes it for its previous incarnation: the callers those
-	// attempts served went with the process. Version 2.
+	// waiters had went with the process. It releases no grant (one may have
+	// been delivered before the process stopped). Version 2.
 	OpAbandonNode Op = 10
 )
 

@@ -294,20 +294,10 @@ func (m *model) abandonNode(c *Command, events *[]Result) *Result {
 			rids = append(rids, w.rid)
 		}
 	}
-	var grants []string
-	for rid, rec := range m.records {
-		if rec.res.Op == OpAcquire && rec.res.Code == CodeOK && rec.attempt>>32 == inc {
-			grants = append(grants, rid)
-		}
-	}
-	slices.SortFunc(grants, func(a, b string) int {
-		return cmp.Or(cmp.Compare(m.records[a].granted, m.records[b].granted), strings.Compare(a, b))
-	})
 	r := &Result{}
-	for _, rid := range append(rids, grants...) {
-		rec := m.records[rid]
-		if rec.res.Code == CodePending || rec.res.Code == CodeOK {
-			m.abandon(&Command{RequestID: rid, Attempt: rec.attempt}, events)
+	for _, rid := range rids {
+		if m.records[rid].res.Code == CodePending {
+			m.cancel(rid, events)
 			r.Count++
 		}
 	}

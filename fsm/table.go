@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"cmp"
 	"container/list"
 	"fmt"
 	"slices"
@@ -868,36 +867,24 @@ func (t *Table) abandonRecord(rec *record, events *[]Result) Result {
 	return rec.result()
 }
 
-// abandonNode abandons every attempt of the incarnation in c.Attempt's high
-// 32 bits that still owns its request: the waiters in arrival order, then
-// the grants, so every replica ends them in the
-// same order (grants by the index that granted them, then request id). It
-// counts the requests it ended.
+// abandonNode withdraws every waiter whose request is still owned by an
+// attempt of the incarnation in c.Attempt's high 32 bits, in arrival
+// order, and counts them. It releases no grant: a grant made to an
+// attempt of that incarnation may have reached its caller before the node
+// stopped (a follower answers a forwarded Acquire as soon as the leader
+// does), and releasing a lock its holder believes it holds would break
+// exclusion. Such a grant, if nobody received it, ends when it expires.
 func (t *Table) abandonNode(c *Command, events *[]Result) *Result {
 	inc := c.Attempt >> 32
 	if inc == 0 {
 		return invalid("attempt: the incarnation (high 32 bits) is required")
 	}
-	var ended []*record
-	for _, w := range t.waitersInOrder() {
-		if rec := t.records[w.rid]; rec.attempt>>32 == inc {
-			ended = append(ended, rec)
-		}
-	}
-	var grants []*record
-	for _, rec := range t.ring[t.head:] {
-		if rec.op == OpAcquire && rec.code == CodeOK && rec.attempt>>32 == inc {
-			grants = append(grants, rec)
-		}
-	}
-	slices.SortFunc(grants, func(a, b *record) int {
-		return cmp.Or(cmp.Compare(a.granted, b.granted), strings.Compare(a.rid, b.rid))
-	})
-	ended = append(ended, grants...)
 	r := &Result{Code: CodeOK}
-	for _, rec := range ended {
-		if rec.code == CodePending || rec.code == CodeOK { // an earlier one's hand-off may have granted it
-			t.abandonRecord(rec, events)
+	for _, w := range t.waitersInOrder() {
+		// An earlier withdrawal's hand-off may have granted w: then it is no
+		// longer waiting, and stays granted.
+		if rec := t.records[w.rid]; t.waiters[w.rid] == w && rec.attempt>>32 == inc {
+			t.endWait(w, CodeCancelled, events)
 			r.Count++
 		}
 	}

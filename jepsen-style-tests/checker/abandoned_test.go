@@ -16,4 +16,8 @@ func TestAbandoned(t *testing.T) {
 	if r := Abandoned(given, map[string]string{}); r.OK {
 		t.Fatal("nothing read at the end passed")
 	}
+	given[1].Crashed = true // its node was killed after the call: counted, not judged
+	if r := Abandoned(given, map[string]string{"k1-ab": "gone-2"}); !r.OK || r.Stats["held_after_a_crash"] != 1 {
+		t.Fatalf("a grant to a crashed node's caller: %+v", r)
+	}
 }

@@ -234,7 +234,7 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	rep.Recovery = time.Since(healed)
 	o.Log("after the final heal: leader in %s, every key acquirable in %s", leaderAfter.Round(time.Millisecond), keysAfter.Round(time.Millisecond))
 	wl.Stop()
-	given, finalHolders := abandonedAtTheEnd(ctx, b, o, wl.Abandoned())
+	given, finalHolders := abandonedAtTheEnd(ctx, b, o, wl.Abandoned(), rep.Timeline)
 
 	// Convergence of the replicas' state.
 	// A node restarted late may wait out Raft's replication back-off before
@@ -363,12 +363,12 @@ func acquireEvery(ctx context.Context, b Backend, o Options, keys []string) time
 // once the faults have healed: it waits until no key is held by an owner
 // that gave up, or RecoveryLimit passes (abandons a partition kept from the
 // leader land once it heals), and returns what it read last.
-func abandonedAtTheEnd(ctx context.Context, b Backend, o Options, list []workload.Abandoned) ([]checker.Given, map[string]string) {
+func abandonedAtTheEnd(ctx context.Context, b Backend, o Options, list []workload.Abandoned, timeline []history.Fault) ([]checker.Given, map[string]string) {
 	given := make([]checker.Given, len(list))
 	gone := map[string]bool{}
 	final := map[string]string{}
 	for i, a := range list {
-		given[i] = checker.Given{Key: a.Key, Owner: a.Owner, How: a.How}
+		given[i] = checker.Given{Key: a.Key, Owner: a.Owner, How: a.How, Crashed: killedAfter(timeline, fmt.Sprintf("n%d", a.Node+1), a.At)}
 		gone[a.Owner] = true
 		final[a.Key] = ""
 	}
@@ -414,6 +414,21 @@ func abandonedAtTheEnd(ctx context.Context, b Backend, o Options, list []workloa
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// killedAfter reports whether a kill fault hit node at or after time at
+// (the kill nemeses name their targets in the fault's detail: "kill -9
+// leader n2", "kill -9 every node").
+func killedAfter(timeline []history.Fault, node string, at int64) bool {
+	for _, f := range timeline {
+		if !strings.HasPrefix(f.Name, "kill") || f.Until() < at {
+			continue
+		}
+		if strings.Contains(f.Detail, "every") || slices.Contains(strings.Fields(f.Detail), node) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitConverged waits until every node of the backend reports the same

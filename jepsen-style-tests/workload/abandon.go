@@ -18,16 +18,20 @@ import (
 const AbandonSuffix = "-ab"
 
 // Abandoned is one acquire whose caller gave up on purpose: a deadline of
-// 0-5 ms, or a disconnect 0-5 ms after sending. It waits up to 30 s and
-// never expires, so a grant nobody withdrew would hold its key forever.
+// 0-5 ms, or a disconnect 0-5 ms after sending, and that got no grant back
+// (a call answered with a grant in time is released, and not counted). It
+// waits up to 30 s and never expires, so a grant nobody withdrew would hold
+// its key forever.
 type Abandoned struct {
 	Key, Owner, RequestID string
 	// How: "deadline" or "disconnect".
 	How string
 	// After is the deadline, or the time to the disconnect.
 	After time.Duration
-	// Node is the endpoint the call went to.
-	Node string
+	// Node is the index of the endpoint the call went to; At is when it was
+	// sent (the recorder's clock).
+	Node int
+	At   int64
 }
 
 // abandoners run beside the recorded clients and keep what they gave up.
@@ -57,26 +61,31 @@ func (w *Workload) abandonLoop(ctx context.Context, id int, hc *http.Client) {
 		keys := *w.keys.Load()
 		key := keys[0] + AbandonSuffix
 		holder := fmt.Sprintf("ab-holder-%d-%d", id, seq)
-		w.call(ctx, hc, w.endpoint(rng), "Acquire", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"expire":"2s","waitTimeout":"1s","requestId":%q}`, key, holder, holder), nil, 0)
+		_ = w.call(ctx, hc, w.endpoint(rng), "Acquire", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"expire":"2s","waitTimeout":"1s","requestId":%q}`, key, holder, holder), nil, 0)
 		for j := range 1 + rng.IntN(3) {
-			a := Abandoned{Key: key, Owner: fmt.Sprintf("ab-gone-%d-%d-%d", id, seq, j), Node: w.endpoint(rng),
-				After: time.Duration(rng.IntN(6)) * time.Millisecond, How: "deadline"}
+			a := Abandoned{Key: key, Owner: fmt.Sprintf("ab-gone-%d-%d-%d", id, seq, j), Node: rng.IntN(len(w.cfg.Endpoints)),
+				After: time.Duration(rng.IntN(6)) * time.Millisecond, How: "deadline", At: w.rec.Now()}
 			a.RequestID = a.Owner
 			if rng.IntN(2) == 0 {
 				a.How = "disconnect"
 			}
+			body := fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"waitTimeout":"30s","requestId":%q}`, a.Key, a.Owner, a.RequestID)
+			var granted bool
+			if a.How == "deadline" {
+				// Connect-Timeout-Ms: the caller's deadline, in whole ms (at least 1).
+				granted = w.call(ctx, hc, w.cfg.Endpoints[a.Node], "Acquire", body, http.Header{"Connect-Timeout-Ms": {strconv.Itoa(max(1, int(a.After/time.Millisecond)))}}, 0)
+			} else {
+				granted = w.call(ctx, hc, w.cfg.Endpoints[a.Node], "Acquire", body, nil, a.After)
+			}
+			if granted { // the grant came back in time: the caller has it, and gives it back
+				w.call(ctx, hc, w.endpoint(rng), "Release", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"requestId":%q}`, a.Key, a.Owner, a.RequestID+"-r"), nil, 0)
+				continue
+			}
 			w.ab.mu.Lock()
 			w.ab.list = append(w.ab.list, a)
 			w.ab.mu.Unlock()
-			body := fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"waitTimeout":"30s","requestId":%q}`, a.Key, a.Owner, a.RequestID)
-			if a.How == "deadline" {
-				// Connect-Timeout-Ms: the caller's deadline, in whole ms (at least 1).
-				w.call(ctx, hc, a.Node, "Acquire", body, http.Header{"Connect-Timeout-Ms": {strconv.Itoa(max(1, int(a.After/time.Millisecond)))}}, 0)
-			} else {
-				w.call(ctx, hc, a.Node, "Acquire", body, nil, a.After)
-			}
 		}
-		w.call(ctx, hc, w.endpoint(rng), "Release", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"requestId":%q}`, key, holder, holder+"-r"), nil, 0)
+		_ = w.call(ctx, hc, w.endpoint(rng), "Release", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"requestId":%q}`, key, holder, holder+"-r"), nil, 0)
 	}
 }
 
@@ -84,11 +93,10 @@ func (w *Workload) endpoint(rng *rand.Rand) string {
 	return w.cfg.Endpoints[rng.IntN(len(w.cfg.Endpoints))]
 }
 
-// call posts a Connect JSON call; with hangUp > 0 the call is cut that
-// long after it starts (the stream is reset: the server sees its caller
-// go away). Answers are not needed: nothing of these calls is recorded
-// but what was given up.
-func (w *Workload) call(ctx context.Context, hc *http.Client, endpoint, method, body string, header http.Header, hangUp time.Duration) {
+// call posts a Connect JSON call and reports whether it was answered with
+// success; with hangUp > 0 the call is cut that long after it starts (the
+// stream is reset: the server sees its caller go away).
+func (w *Workload) call(ctx context.Context, hc *http.Client, endpoint, method, body string, header http.Header, hangUp time.Duration) bool {
 	url := endpoint
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
@@ -105,14 +113,17 @@ func (w *Workload) call(ctx context.Context, hc *http.Client, endpoint, method, 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/raftlock.v1.LockService/"+method, strings.NewReader(body))
 	if err != nil {
-		return
+		return false
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	if resp, err := hc.Do(req); err == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false
 	}
+	_, rerr := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && rerr == nil
 }
