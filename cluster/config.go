@@ -188,11 +188,22 @@ const (
 // ErrInvalidConfig wraps every configuration error.
 var ErrInvalidConfig = errors.New("invalid configuration")
 
+func badConfig(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+}
+
 // Validate reports the first invalid setting, naming its flag.
 func (c Config) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	if err := c.validateAddresses(); err != nil {
+		return err
 	}
+	return c.validateSettings()
+}
+
+// validateAddresses checks where the node listens, what it advertises, and
+// how it finds its cluster.
+func (c Config) validateAddresses() error {
+	bad := badConfig
 	if c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			return bad("--listen %q: %v", c.Listen, err)
@@ -228,6 +239,12 @@ func (c Config) Validate() error {
 			return bad("--initial-cluster does not list this node's id %q", c.ID)
 		}
 	}
+	return nil
+}
+
+// validateSettings checks timings, limits, security and storage.
+func (c Config) validateSettings() error {
+	bad := badConfig
 	for name, d := range map[string]time.Duration{
 		"HeartbeatTimeout": c.HeartbeatTimeout, "ElectionTimeout": c.ElectionTimeout,
 		"LeaderLeaseTimeout": c.LeaderLeaseTimeout, "CommitTimeout": c.CommitTimeout,

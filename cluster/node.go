@@ -134,34 +134,15 @@ func Start(cfg Config) (n *Node, err error) {
 	}
 	undo.add(func() { _ = n.store.close() })
 
-	// 3. Raft's transport over the port's Raft streams.
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  newStreamLayer(n.port.raft, cfg, n.tls),
-		MaxPool: 4, Timeout: transportTimeout, Logger: n.store.hlog,
-	})
-	undo.add(func() { _ = n.trans.Close() })
-
-	// 4. The lock table and its hooks: every applied result goes to the
-	// hub, the metrics and (for the fault suite) the journal.
-	n.met = newMetrics(n)
-	n.fsm = raftfsm.New(fsm.DefaultConfig(), n.fsmHooks())
-
-	// 5. Raft itself, bootstrapped on first start unless the node joins.
-	existing, err := n.store.hasState()
+	// 3. Raft: its transport over the port's Raft streams, the lock table
+	// with its hooks, and Raft itself, bootstrapped on first start unless
+	// the node joins.
+	existing, err := n.startRaft(&undo)
 	if err != nil {
 		return nil, err
 	}
-	if n.raft, err = raft.NewRaft(raftConfig(cfg, n.store.hlog), n.fsm, n.store.logs, n.store.stable, n.store.snaps, n.trans); err != nil {
-		return nil, fmt.Errorf("start raft: %w", err)
-	}
-	undo.add(func() { _ = n.raft.Shutdown().Error() })
-	if !existing && cfg.Join == "" {
-		if err := n.bootstrap(); err != nil {
-			return nil, err
-		}
-	}
 
-	// 6. Serve, and run the node's loops: leadership (office.go), the
+	// 4. Serve, and run the node's loops: leadership (office.go), the
 	// versions of the members (version.go) and, for a new node, joining.
 	n.peers = newPeers(cfg.Dialer, n.tls)
 	n.srv = n.newHTTPServer()
@@ -180,6 +161,33 @@ func Start(cfg Config) (n *Node, err error) {
 		"log_store", n.store.kind, "existing_state", existing, "join", cfg.Join, "initial_cluster", len(cfg.InitialCluster),
 		"supported_version", fsm.SupportedVersion)
 	return n, nil
+}
+
+// startRaft makes Raft's transport, the lock table (every applied result
+// goes to the hub, the metrics and, for the fault suite, the journal) and
+// the Raft member, bootstrapping the cluster on a first start unless the
+// node joins one. It reports whether the storage held state already.
+func (n *Node) startRaft(undo *undoList) (existing bool, err error) {
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  newStreamLayer(n.port.raft, n.cfg, n.tls),
+		MaxPool: 4, Timeout: transportTimeout, Logger: n.store.hlog,
+	})
+	undo.add(func() { _ = n.trans.Close() })
+	n.met = newMetrics(n)
+	n.fsm = raftfsm.New(fsm.DefaultConfig(), n.fsmHooks())
+	if existing, err = n.store.hasState(); err != nil {
+		return false, err
+	}
+	if n.raft, err = raft.NewRaft(raftConfig(n.cfg, n.store.hlog), n.fsm, n.store.logs, n.store.stable, n.store.snaps, n.trans); err != nil {
+		return false, fmt.Errorf("start raft: %w", err)
+	}
+	undo.add(func() { _ = n.raft.Shutdown().Error() })
+	if !existing && n.cfg.Join == "" {
+		if err := n.bootstrap(); err != nil {
+			return false, err
+		}
+	}
+	return existing, nil
 }
 
 // listen binds the port (or takes Config.Listener) and loads TLS and the
