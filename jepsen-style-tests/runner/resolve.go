@@ -16,6 +16,12 @@ func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, s
 		tokens   []uint64
 		released bool
 		seen     bool
+		// undone: the acquire was granted, and later released by the
+		// cluster because its caller had gone (an abandon: the request's
+		// outcome turns cancelled). It held its keys for a while that the
+		// client never learned of, so its outcome stays unknown: the
+		// checkers then allow both.
+		undone bool
 	}
 	fates := map[string]*fate{}
 	get := func(rid string) *fate {
@@ -36,8 +42,11 @@ func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, s
 				case "acquire", "release", "refresh":
 					f := get(e.RequestID)
 					f.seen = true
-					if f.code == "" || f.code == "pending" {
+					switch {
+					case f.code == "" || f.code == "pending":
 						f.code, f.tokens, f.released = e.Code, e.Tokens, e.Released
+					case f.code == "ok" && e.Op == "acquire" && e.Code == "cancelled":
+						f.undone = true
 					}
 				case "cancel_wait":
 					f := get(e.RequestID)
@@ -50,6 +59,10 @@ func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, s
 			for _, ev := range e.Events {
 				f := get(ev.RequestID)
 				f.seen = true
+				if f.code == "ok" && ev.Code == "cancelled" {
+					f.undone = true
+					continue
+				}
 				f.code, f.tokens = ev.Code, ev.Tokens
 			}
 		}
@@ -72,7 +85,7 @@ func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, s
 		switch {
 		case f == nil || !f.seen:
 			op.Outcome = history.OutcomeFail // never applied
-		case f.code == "pending":
+		case f.code == "pending", f.undone:
 			stillUnknown++
 			continue
 		case f.code == "ok" && op.Kind == history.KindAcquire:
