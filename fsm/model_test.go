@@ -272,6 +272,9 @@ func (m *model) abandon(c *Command, events *[]Result) *Result {
 					n++
 				}
 			}
+			if n == 0 { // the grant is gone already
+				break
+			}
 			rec.res.Code, rec.res.Tokens, rec.res.Deadlines, rec.res.Slots, rec.res.Count = CodeCancelled, nil, nil, nil, n
 			m.grantAll(events)
 			r := rec.res

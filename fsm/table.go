@@ -862,6 +862,13 @@ func (t *Table) abandonRecord(rec *record, events *[]Result) Result {
 			freed = append(freed, k)
 		}
 	}
+	if len(freed) == 0 {
+		// The grant is gone already (released, expired): it was used and
+		// ended, and its outcome stays what it was.
+		r := rec.result()
+		r.Duplicate = true
+		return r
+	}
 	rec.code, rec.tokens, rec.deadlines, rec.count = CodeCancelled, nil, nil, len(freed)
 	t.handOff(freed, events)
 	return rec.result()

@@ -169,6 +169,17 @@ func TestAbandon(t *testing.T) {
 		}
 		h.wantHolder("k", "o")
 	})
+	t.Run("a grant already ended keeps its outcome", func(t *testing.T) {
+		h := newV2Harness(t)
+		h.wantCode(h.acquireAttempt("used", "o", 1, 0, "k"), CodeOK)
+		h.release("o", "k") // its holder used it and gave it back
+		if r := h.abandon("used", 1); !r.Duplicate || r.Code != CodeOK {
+			t.Fatalf("abandon of an ended grant = %+v, want its ok outcome unchanged", r)
+		}
+		if out, _ := h.tab.Outcome("used"); out.Code != CodeOK {
+			t.Fatalf("outcome %s, want ok", out.Code)
+		}
+	})
 	t.Run("another attempt took the request over", func(t *testing.T) {
 		h := newV2Harness(t)
 		h.acquire("holder", "k")
