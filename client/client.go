@@ -181,6 +181,15 @@ type attempt func(ctx context.Context, s *stub) (http.Header, error)
 // a backoff with jitter, until ctx ends. The attempt function must reuse
 // its request id on every attempt: that makes the retries exactly-once.
 // extra lengthens each attempt's timeout (an Acquire's wait).
+// attemptHeader carries which try of a request id an Acquire is (1 for
+// the first): a node that took an earlier try and later sees its caller
+// gone then cannot take back what a later try was granted. maxTries is the
+// highest count sent; later tries say maxTries.
+const (
+	attemptHeader = "Raftlock-Attempt"
+	maxTries      = 255
+)
+
 func (c *Client) call(ctx context.Context, op string, extra time.Duration, do attempt) error {
 	var last error // the last retryable failure
 	backoff := c.cfg.minBackoff

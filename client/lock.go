@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -243,11 +244,15 @@ func (c *Client) acquire(ctx context.Context, keys []string, o lockOptions) (*Lo
 		}
 		var resp *raftlockv1.AcquireResponse
 		var sent time.Time // when this request id was first sent
+		tries := 0         // of this request id: the nodes tell a later try from a stale earlier one
 		err := c.call(ctx, "acquire", wait, func(actx context.Context, s *stub) (http.Header, error) {
 			if sent.IsZero() {
 				sent = time.Now()
 			}
-			r, err := s.lock.Acquire(actx, connect.NewRequest(req))
+			tries++
+			creq := connect.NewRequest(req)
+			creq.Header().Set(attemptHeader, strconv.Itoa(min(tries, maxTries)))
+			r, err := s.lock.Acquire(actx, creq)
 			if err != nil {
 				return nil, err
 			}

@@ -46,7 +46,7 @@ func (s *lockService) Acquire(ctx context.Context, req *connect.Request[raftlock
 	if err := s.n.setMode(c, m); err != nil {
 		return nil, err
 	}
-	r, err := s.n.acquire(ctx, c, m.RequestId != "")
+	r, err := s.n.acquire(ctx, c, m.RequestId != "", tryOf(req.Header()))
 	if err == nil {
 		err = resultError(r)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -55,10 +56,10 @@ import (
 // abandons the attempt. named says the caller chose the request id: then
 // even an Acquire that never left this node is abandoned, so the id's
 // answer is final (cancelled) for whoever asks about it later.
-func (n *Node) acquire(ctx context.Context, c *fsm.Command, named bool) (_ *fsm.Result, err error) {
+func (n *Node) acquire(ctx context.Context, c *fsm.Command, named bool, try uint8) (_ *fsm.Result, err error) {
 	v2 := n.clusterVersion() >= fsm.Version2
 	if v2 {
-		c.Attempt = n.newAttempt()
+		c.Attempt = n.newAttempt(try)
 	}
 	var sub *subscription
 	if c.Wait > 0 {
@@ -98,7 +99,7 @@ func (n *Node) departedBeforeStart() connect.UnaryInterceptorFunc {
 				c := &fsm.Command{Op: fsm.OpAcquire, RequestID: m.RequestId, Wait: m.GetWaitTimeout().AsDuration()}
 				v2 := n.clusterVersion() >= fsm.Version2
 				if v2 {
-					c.Attempt = n.newAttempt()
+					c.Attempt = n.newAttempt(tryOf(req.Header()))
 				}
 				n.abandons.add(c, v2)
 			}
@@ -378,14 +379,24 @@ func newIncarnation(dataDir string) (prev, cur uint32, err error) {
 	return prev, cur, nil
 }
 
-// newAttempt draws an attempt id for a handling of an Acquire on this
-// node: its incarnation, then a counter (never 0).
-func (n *Node) newAttempt() uint64 {
-	seq := n.attempts.Add(1)
-	if seq == 0 {
-		seq = n.attempts.Add(1)
+// newAttempt makes the attempt id of one handling of an Acquire on this
+// node (fsm.Attempt): its incarnation, the caller's try of the request id
+// (the Raftlock-Attempt header; 0 when it does not say), and a counter.
+func (n *Node) newAttempt(try uint8) uint64 {
+	return fsm.Attempt(n.incarnation, try, n.attempts.Add(1))
+}
+
+// attemptHeader carries the caller's try of a request id (1 for the first).
+const attemptHeader = "Raftlock-Attempt"
+
+// tryOf reads the try a caller says a call is (0 when it does not say, or
+// says nonsense; above 255 counts as 255).
+func tryOf(h http.Header) uint8 {
+	v, err := strconv.Atoi(h.Get(attemptHeader))
+	if err != nil || v < 0 {
+		return 0
 	}
-	return uint64(n.incarnation)<<32 | uint64(seq)
+	return uint8(min(v, 255))
 }
 
 // abandonPrevious abandons the attempts of the node's previous

@@ -94,10 +94,11 @@ type Command struct {
 	// RequestID makes the command exactly-once; for OpCancelWait and
 	// OpAbandon it names the Acquire to withdraw.
 	RequestID string
-	// Attempt identifies one handling of an Acquire by a node (random,
-	// chosen by the node that took the call; 0: none). An Acquire records
-	// the latest attempt that carried its request id; OpAbandon acts only
-	// for that attempt. Not part of the request's fingerprint. Version 2.
+	// Attempt identifies one handling of an Acquire by a node (see
+	// Attempt(); 0: none). An Acquire records the attempt that carries its
+	// request id now: a later one takes the request over unless it says an
+	// earlier try of the caller's; OpAbandon acts only for that attempt. Not
+	// part of the request's fingerprint. Version 2.
 	Attempt uint64
 	// ClusterVersion is the version OpSetVersion raises the cluster to.
 	// Version 2.
@@ -138,6 +139,17 @@ func (m Mode) String() string {
 }
 
 func (m Mode) valid() bool { return m <= ModeSemaphore }
+
+// Attempt makes an attempt id: the node's incarnation (high 32 bits: one
+// per start of a node, see OpAbandonNode), the caller's try of the request
+// id (8 bits: 1 for its first call, counting up on retries; 0 when the
+// caller does not say), and the node's counter (low 24 bits).
+func Attempt(incarnation uint32, try uint8, seq uint32) uint64 {
+	return uint64(incarnation)<<32 | uint64(try)<<24 | uint64(seq&0xffffff)
+}
+
+// attemptTry is the caller's try an attempt id carries.
+func attemptTry(a uint64) uint8 { return uint8(a >> 24) }
 
 // The versions of the log. A version is both the encoding of an entry and
 // the command set a node can apply; the cluster version (Table.Version) is

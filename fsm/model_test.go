@@ -155,7 +155,7 @@ func (m *model) do(c *Command, events *[]Result) *Result {
 		if rec.res.Op != c.Op || rec.fp != fp {
 			return &Result{Code: CodeInvalid}
 		}
-		if c.Attempt != 0 {
+		if c.Attempt != 0 && uint8(c.Attempt>>24) >= uint8(rec.attempt>>24) {
 			rec.attempt = c.Attempt
 		}
 		r := rec.res

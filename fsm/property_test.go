@@ -166,7 +166,7 @@ func genCommand(rt *rapid.T, tab *Table, past []Command, ridSeq *int) (Command, 
 	}
 	attempt := func() uint64 { // version 2: which node (incarnation, high bits) and handling of the call
 		if rapid.Bool().Draw(rt, "attempt?") {
-			return uint64(rapid.IntRange(1, 2).Draw(rt, "incarnation"))<<32 | uint64(rapid.IntRange(1, 3).Draw(rt, "attempt"))
+			return Attempt(uint32(rapid.IntRange(1, 2).Draw(rt, "incarnation")), uint8(rapid.IntRange(0, 2).Draw(rt, "try")), uint32(rapid.IntRange(1, 3).Draw(rt, "attempt")))
 		}
 		return 0
 	}

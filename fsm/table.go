@@ -564,8 +564,10 @@ func (t *Table) acquire(c *Command, events *[]Result) *Result {
 	}
 	fp := c.fingerprint(keys)
 	if r := t.remembered(c, fp); r != nil {
-		if rec := t.records[c.RequestID]; c.Attempt != 0 && r.Code != CodeInvalid && !rec.tombstone() {
-			rec.attempt = c.Attempt // this attempt takes the request over
+		if rec := t.records[c.RequestID]; c.Attempt != 0 && r.Code != CodeInvalid && !rec.tombstone() && attemptTry(c.Attempt) >= attemptTry(rec.attempt) {
+			// This attempt takes the request over; a copy of an earlier try
+			// of the caller's, arriving late, does not.
+			rec.attempt = c.Attempt
 		}
 		return r
 	}

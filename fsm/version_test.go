@@ -196,6 +196,18 @@ func TestAbandon(t *testing.T) {
 			t.Fatal("k still held after every attempt left")
 		}
 	})
+	t.Run("a late copy of an earlier try does not take over", func(t *testing.T) {
+		h := newV2Harness(t)
+		first, second, late := Attempt(1, 1, 1), Attempt(2, 2, 1), Attempt(1, 1, 2)
+		h.wantCode(h.acquireAttempt("r", "o", first, 0, "k"), CodeOK)  // the answer is lost
+		h.wantCode(h.acquireAttempt("r", "o", second, 0, "k"), CodeOK) // the caller's second try gets it
+		h.wantCode(h.acquireAttempt("r", "o", late, 0, "k"), CodeOK)   // a node resends the first try late
+		if r := h.abandon("r", late); !r.Duplicate {
+			t.Fatalf("the late copy's abandon = %+v, want nothing changed", r)
+		}
+		h.wantHolder("k", "o") // the caller's grant stays
+		h.wantCode(h.abandon("r", second), CodeCancelled)
+	})
 	t.Run("an abandon that overtakes its acquire leaves a tombstone", func(t *testing.T) {
 		h := newV2Harness(t)
 		h.wantCode(h.abandon("early", 1), CodeCancelled)
