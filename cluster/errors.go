@@ -40,6 +40,9 @@ var (
 	// ErrPermissionDenied: the token (or certificate) does not allow the
 	// call.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrClusterHasData: a restore without force into a cluster that holds
+	// locks, waiters or remembered request ids (already_exists).
+	ErrClusterHasData = errors.New("the cluster holds data")
 
 	// errNotReady: this node cannot take a write now, and did not try (no
 	// leader known, or it leads but has not taken office yet).
@@ -136,6 +139,8 @@ func codeOf(err error) (code connect.Code, ok bool) {
 		return connect.CodeNotFound, true
 	case errors.Is(err, ErrNoOtherVoter), errors.Is(err, ErrVersionTooLow):
 		return connect.CodeFailedPrecondition, true
+	case errors.Is(err, ErrClusterHasData):
+		return connect.CodeAlreadyExists, true
 	case errors.Is(err, ErrUnauthenticated):
 		return connect.CodeUnauthenticated, true
 	case errors.Is(err, ErrPermissionDenied):

@@ -67,6 +67,11 @@ type Node struct {
 	// abandons bounds and tracks the background withdrawals of departed
 	// callers' Acquires.
 	abandons *abandons
+	// clusterID is the cluster's id as this node knows it (clusterid.go).
+	clusterID *clusterIdentity
+	// backups serialises restores and tells the leader loop to take office
+	// again after one (backup.go).
+	backups *backups
 
 	// mu guards office and officeCh.
 	mu sync.Mutex
@@ -101,6 +106,7 @@ func Start(cfg Config) (n *Node, err error) {
 		shutdownCh: make(chan struct{}), raftDown: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	n.abandons = newAbandons(n)
+	n.backups = newBackups()
 	var undo undoList
 	defer func() {
 		if err != nil {
@@ -133,13 +139,19 @@ func Start(cfg Config) (n *Node, err error) {
 	undo.add(func() { _ = n.trans.Close() })
 
 	// 4. The lock table and its hooks: every applied result goes to the
-	// hub, the metrics and (for the fault suite) the journal.
+	// hub, the metrics and (for the fault suite) the journal. Snapshots
+	// are rebuilt from the last one and the log, off the write path
+	// (fsm/raftfsm/replay.go).
 	n.met = newMetrics(n)
-	n.fsm = raftfsm.New(fsm.DefaultConfig(), n.fsmHooks())
+	n.fsm = raftfsm.New(fsm.DefaultConfig(), n.fsmHooks(), raftfsm.WithReplay(n.store.logs, n.store.snaps))
 
-	// 5. Raft itself, bootstrapped on first start unless the node joins.
+	// 5. Raft itself, bootstrapped on first start unless the node joins;
+	// the cluster id, derived by the founders (clusterid.go).
 	existing, err := n.store.hasState()
 	if err != nil {
+		return nil, err
+	}
+	if err := n.loadClusterID(existing); err != nil {
 		return nil, err
 	}
 	if n.raft, err = raft.NewRaft(raftConfig(cfg, n.store.hlog), n.fsm, n.store.logs, n.store.stable, n.store.snaps, n.trans); err != nil {
@@ -200,9 +212,13 @@ func (n *Node) listen(undo *undoList) (net.Listener, error) {
 
 // fsmHooks connects the lock table to the node: results to observe,
 // restores to the journal, the memory of large snapshots back to the
-// system, and an entry this build cannot apply to a clear stop.
+// system, an entry this build cannot apply to a clear stop, and a snapshot
+// that had to stop writes to the log.
 func (n *Node) fsmHooks() raftfsm.Hooks {
-	h := raftfsm.Hooks{Applied: n.observe, SnapshotReleased: releaseSnapshotMemory, Fatal: n.cfg.OnFatal}
+	h := raftfsm.Hooks{Applied: n.observe, SnapshotReleased: releaseSnapshotMemory, Fatal: n.cfg.OnFatal,
+		SnapshotUnderLock: func(reason error) {
+			n.log.Warn("snapshot encoded under the table's lock (writes wait for it): it could not be rebuilt from the last snapshot and the log", "reason", reason)
+		}}
 	if n.cfg.Journal != nil {
 		h.Restored = n.journalRestore
 	}

@@ -107,12 +107,14 @@ func (n *Node) pollVersions() bool {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		v, err := n.peers.version(ctx, string(srv.Address))
+		v, clusterID, err := n.peers.versionInfo(ctx, string(srv.Address))
 		cancel()
 		if err == nil {
 			n.versions.set(string(srv.ID), v)
+			n.adoptClusterID(clusterID, f.Configuration()) // clusterid.go
 		}
 	}
+	n.adoptClusterID("", f.Configuration())
 	target, known := n.votersSupport(f.Configuration())
 	if !known {
 		return false
