@@ -51,7 +51,9 @@ func TestBackupRestoreAfterLosingEveryNode(t *testing.T) {
 	c := testcluster.New(t, 3)
 	c.Leader()
 	eps := strings.Join(c.Addrs(), ",")
-	ctl := func(args ...string) result { return lockctl(t, bin, nil, append([]string{"--endpoints", eps, "--json"}, args...)...) }
+	ctl := func(args ...string) result {
+		return lockctl(t, bin, nil, append([]string{"--endpoints", eps, "--json"}, args...)...)
+	}
 	cl := testClient(t, c.Addrs())
 	ctx := t.Context()
 	c.WaitFor("cluster version 2 (modes)", func() bool {
