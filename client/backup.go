@@ -187,45 +187,52 @@ type RestoreResult struct {
 
 // Restore uploads a backup file (as lockctl snapshot save wrote it) to the
 // leader, which checks it whole and restores it (the admin permission is
-// needed with tokens). The upload is made once: a restore is not retried,
-// since a retry after a lost answer would meet the restored data (refused)
-// or, forced, restore twice.
-func (c *Client) Restore(ctx context.Context, file io.Reader, o RestoreOptions) (*RestoreResult, error) {
+// needed with tokens). It goes to the leader the client knows, or the
+// first endpoint, and follows the node's answer to the leader when that
+// node does not lead (it refuses before reading the file). A restore that
+// reached the leader is not retried: a retry after a lost answer would
+// meet the restored data (refused) or, forced, restore twice.
+func (c *Client) Restore(ctx context.Context, file []byte, o RestoreOptions) (*RestoreResult, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
-	st, err := c.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if st.LeaderAddress == "" {
-		return nil, fmt.Errorf("restore: %w: the cluster has no leader", ErrNoLeader)
-	}
-	stream := c.stubFor(st.LeaderAddress).cluster.Restore(ctx)
-	buf := make([]byte, RestoreChunk)
-	first := true
-	for {
-		n, rerr := io.ReadFull(file, buf)
-		if n > 0 || first {
-			m := &raftlockv1.RestoreRequest{Chunk: buf[:n]}
-			if first {
-				m.Force, m.MinIndex, first = o.Force, o.MinIndex, false
-			}
-			if err := stream.Send(m); err != nil {
-				break // the node ended the call: CloseAndReceive says why
-			}
+	addr := c.route.pick()
+	for hops := 0; ; hops++ {
+		res, hint, err := c.restoreAt(ctx, addr, file, o)
+		if err == nil {
+			c.route.succeeded(addr, addr)
+			return res, nil
 		}
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-			break
+		var ce *connect.Error
+		if hops < 3 && errors.As(err, &ce) && ce.Code() == connect.CodeFailedPrecondition && hint != "" && hint != addr {
+			addr = hint // that node does not lead, and did nothing
+			continue
 		}
-		if rerr != nil {
-			_, _ = stream.CloseAndReceive() // the read error is what matters
-			return nil, fmt.Errorf("restore: read the file: %w", rerr)
+		return nil, fmt.Errorf("restore on %s: %w", addr, plainError(attemptError(err, false)))
+	}
+}
+
+// restoreAt makes one upload to addr; on an error it returns the leader the
+// node named.
+func (c *Client) restoreAt(ctx context.Context, addr string, file []byte, o RestoreOptions) (*RestoreResult, string, error) {
+	stream := c.stubFor(addr).cluster.Restore(ctx)
+	for off := 0; off == 0 || off < len(file); off += RestoreChunk {
+		m := &raftlockv1.RestoreRequest{Chunk: file[off:min(off+RestoreChunk, len(file))]}
+		if off == 0 {
+			m.Force, m.MinIndex = o.Force, o.MinIndex
+		}
+		if err := stream.Send(m); err != nil {
+			break // the node ended the call: CloseAndReceive says why
 		}
 	}
 	resp, err := stream.CloseAndReceive()
 	if err != nil {
-		return nil, fmt.Errorf("restore on %s: %w", st.LeaderAddress, plainError(attemptError(err, false)))
+		var ce *connect.Error
+		hint := ""
+		if errors.As(err, &ce) {
+			hint = ce.Meta().Get(leaderHeader)
+		}
+		return nil, hint, err
 	}
 	m := resp.Msg
 	out := &RestoreResult{Index: m.Index, Locks: m.Locks, Requests: m.Requests, DroppedWaiters: m.DroppedWaiters,
@@ -233,7 +240,7 @@ func (c *Client) Restore(ctx context.Context, file io.Reader, o RestoreOptions) 
 	if m.Header != nil {
 		out.Header = headerOf(m.Header)
 	}
-	return out, nil
+	return out, "", nil
 }
 
 // plainError is the error of a backup call as the node said it: a

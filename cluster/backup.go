@@ -189,10 +189,10 @@ func (n *Node) restoreLeader() (*office, error) {
 		return o, nil
 	}
 	addr, id := n.Leader()
-	if addr == "" {
-		return nil, fmt.Errorf("%w: a restore must go to the leader, and none is known", errNotReady)
+	if addr == "" || addr == n.cfg.Advertise {
+		return nil, fmt.Errorf("%w: a restore must go to the leader, and none is ready", errNotReady)
 	}
-	return nil, fmt.Errorf("%w: a restore must go to the leader: %s at %s", errNotReady, id, addr)
+	return nil, fmt.Errorf("%w: a restore must go to the leader, %s at %s", ErrNotLeader, id, addr)
 }
 
 func (n *Node) restore(ctx context.Context, stream *connect.ClientStream[raftlockv1.RestoreRequest]) (*raftlockv1.RestoreResponse, error) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"flag"
@@ -171,7 +170,7 @@ func snapshotRestore(ctx context.Context, e *env, file string, o client.RestoreO
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	start := time.Now()
-	res, err := e.cl.Restore(ctx, bytes.NewReader(b), o)
+	res, err := e.cl.Restore(ctx, b, o)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func TestRestoreKeepsToTheVersionEveryVoterCanApply(t *testing.T) {
 	}
 	defer cl.Close()
 
-	_, err = cl.Restore(ctx, bytes.NewReader(backupOf(t, fsm.Version2)), client.RestoreOptions{})
+	_, err = cl.Restore(ctx, backupOf(t, fsm.Version2), client.RestoreOptions{})
 	if err == nil || !strings.Contains(err.Error(), "cluster version 2") || !strings.Contains(err.Error(), "n3 (supports 1)") {
 		t.Fatalf("a version 2 backup with a version 1 member: %v", err)
 	}
@@ -85,7 +85,7 @@ func TestRestoreKeepsToTheVersionEveryVoterCanApply(t *testing.T) {
 		t.Fatalf("a refused restore changed the table: %s", r.raw)
 	}
 
-	res, err := cl.Restore(ctx, bytes.NewReader(backupOf(t, fsm.Version1)), client.RestoreOptions{})
+	res, err := cl.Restore(ctx, backupOf(t, fsm.Version1), client.RestoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
