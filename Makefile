@@ -120,6 +120,10 @@ bench: ## The standard load table on a local 3-node cluster (ports 7181-7183) ->
 scale: ## Scale figures with 1M held locks (RSS, snapshot, restart to ready, Apply cost) -> bench/scale.md
 	GO=$(GO) scripts/scale.sh
 
+.PHONY: backup-scale
+backup-scale: ## Backup figures with 1M held locks (save time, file size, writes during a save, restore to ready) -> bench/backup.md
+	GO=$(GO) scripts/backup-scale.sh
+
 .PHONY: bench-smoke
 bench-smoke: ## make bench in brief (1s per workload, one run, ports 7186-7188, results under data/bench-smoke): CI's smoke test, no timing asserted
 	GO=$(GO) BENCH_DURATION=1s BENCH_WARMUP=0s BENCH_REPEAT=1 BENCH_OUT=data/bench-smoke BENCH_DIR=data/bench-smoke/cluster BENCH_PORT=7185 scripts/bench.sh

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +36,7 @@ import (
 // Restore runs on the leader. It reads the whole upload, checks it
 // (fsm/backup: checksums, format and encoding versions, header against
 // state) and decodes it before anything changes; refuses a cluster that
-// holds data unless forced, and a backup whose cluster version some voter
+// holds data unless forced, and a backup whose cluster version some member
 // cannot apply; prepares the table (fsm.Table.PrepareRestore: a new epoch
 // of the index, cluster time not going back, waiters dropped); and hands
 // it to raft.Restore, which installs it here and ships it to every
@@ -221,7 +220,7 @@ func (n *Node) restore(ctx context.Context, stream *connect.ClientStream[raftloc
 	if err != nil {
 		return nil, err
 	}
-	if err := n.votersCanApply(h.ClusterVersion); err != nil {
+	if err := n.membersCanApply(h.ClusterVersion); err != nil {
 		return nil, err
 	}
 	var st fsm.Stats
@@ -302,32 +301,16 @@ func receiveRestore(stream *connect.ClientStream[raftlockv1.RestoreRequest]) (fi
 	return file, force, minIndex, nil
 }
 
-// votersCanApply refuses a restore of a table at cluster version v while
-// some voter cannot apply that version (or has not said what it can),
-// naming them.
-func (n *Node) votersCanApply(v uint32) error {
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return err
-	}
-	var behind []string
-	for _, srv := range f.Configuration().Servers {
-		if srv.Suffrage != raft.Voter {
-			continue
-		}
-		s, ok := n.versions.get(string(srv.ID))
-		switch {
-		case !ok:
-			behind = append(behind, string(srv.ID)+" (not heard from yet)")
-		case s < v:
-			behind = append(behind, fmt.Sprintf("%s (supports %d)", srv.ID, s))
-		}
-	}
+// membersCanApply refuses a restore of a table at cluster version v while
+// some member cannot apply that version (or has not said what it can),
+// naming them: every member installs the restored snapshot, in the
+// encoding of that version.
+func (n *Node) membersCanApply(v uint32) error {
+	behind := n.membersBehind(v)
 	if len(behind) == 0 {
 		return nil
 	}
-	slices.Sort(behind)
-	return &versionError{msg: fmt.Sprintf("the backup is of cluster version %d, which every voter must be able to apply; members behind: %s",
+	return &versionError{msg: fmt.Sprintf("the backup is of cluster version %d, which every member must be able to apply; members behind: %s",
 		v, strings.Join(behind, ", "))}
 }
 
