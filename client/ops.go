@@ -216,6 +216,9 @@ type Status struct {
 	// Locks and Waiters count the node's lock table.
 	Locks   uint64 `json:"locks"`
 	Waiters uint64 `json:"waiters"`
+	// ClusterID names the cluster (derived from its founding members;
+	// backups carry it), "" while a node that joined has not learned it.
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 // Member is a node of the cluster.
@@ -234,7 +237,7 @@ func statusOf(m *raftlockv1.StatusResponse) *Status {
 	st := &Status{
 		ID: m.Id, Address: m.Address, Role: m.Role, LeaderID: m.LeaderId, LeaderAddress: m.LeaderAddress,
 		Term: m.Term, CommitIndex: m.CommitIndex, AppliedIndex: m.AppliedIndex, Ready: m.Ready,
-		Locks: m.Locks, Waiters: m.Waiters,
+		Locks: m.Locks, Waiters: m.Waiters, ClusterID: m.ClusterId,
 	}
 	for _, mb := range m.Members {
 		st.Members = append(st.Members, Member{ID: mb.Id, Address: mb.Address, Voter: mb.Voter, Leader: mb.Leader})

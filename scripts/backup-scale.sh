@@ -111,6 +111,10 @@ restore_s=$(since "$t0")
 start_index=$(grep -o '"index": [0-9]*' "$work/restore.json" | awk '{print $2}' | sort -n | tail -1)
 echo "restore: the call ${restore_call_s}s, every node ready with $restored locks ${restore_s}s after it started (before: $held_before locks); RSS MiB $(rss_all)"
 token=$(ctl --json acquire --owner after-restore after-restore | grep -o '"token": [0-9]*' | grep -o '[0-9]*$')
+scripts/cluster.sh stop >/dev/null
+
+echo "the write pause of a snapshot, under the lock and replayed, in one process ..."
+pause=$(PAUSE_LOCKS=$locks ${GO:-go} test -run '^$' -bench BenchmarkSnapshotPause -benchtime 3x -timeout 30m ./fsm/raftfsm/ | grep '^BenchmarkSnapshotPause')
 
 {
   echo "# raftlock backup figures"
@@ -130,5 +134,13 @@ token=$(ctl --json acquire --owner after-restore after-restore | grep -o '"token
   echo "| restore to every node ready with all $restored locks of the backup | $restore_s s |"
   echo "| index the restored log starts at; the first new token | $start_index; $token |"
   echo "| RSS per node after the save (MiB) | $rss_after_save |"
+  echo
+  echo "How long writes wait while Raft takes a snapshot of the same $locks locks, encoded under the table's lock"
+  echo "(before issue 19, and the fallback) or rebuilt from the last snapshot and the log (\`PAUSE_LOCKS=$locks go test -run '^\$'"
+  echo "-bench BenchmarkSnapshotPause -benchtime 3x ./fsm/raftfsm/\`; one write every 2 ms on the apply goroutine, the log in raft-wal):"
+  echo
+  echo '```'
+  echo "$pause"
+  echo '```'
 } >"$out"
 cat "$out"

@@ -152,3 +152,30 @@ func TestWriteFileIsAtomic(t *testing.T) {
 		t.Fatalf("after failed writes: %q, %d entries", got, len(entries))
 	}
 }
+
+// A file whose state is of a lock-table version this build does not know
+// (written by a newer build, checksums intact) is refused naming both
+// versions.
+func TestNewerStateVersionNamesBothVersions(t *testing.T) {
+	b, h := sample(t)
+	_, state, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := bytes.Clone(state)
+	newer[4] = byte(fsm.SupportedVersion + 1) // the version byte after the magic
+	h.ClusterVersion = fsm.SupportedVersion + 1
+	path := filepath.Join(t.TempDir(), "newer.rlb")
+	if _, err := WriteFile(path, h, bytes.NewReader(newer)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, _, err = Load(fsm.DefaultConfig(), f)
+	if !errors.Is(err, fsm.ErrUnsupportedVersion) || !strings.Contains(err.Error(), "version 3") || !strings.Contains(err.Error(), "up to 2") {
+		t.Fatalf("err = %v", err)
+	}
+}
