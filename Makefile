@@ -49,8 +49,9 @@ python-example: ## clients/python/example.py against a live node
 	bash clients/python/run_example.sh
 
 .PHONY: fuzz
-fuzz: ## Fuzz the fsm decoders for 60s
+fuzz: ## Fuzz the fsm decoders for 60s, and the backup file reader for 60s
 	$(GO) test -run '^$$' -fuzz=Fuzz -fuzztime=60s ./fsm/
+	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=60s ./fsm/backup/
 
 .PHONY: generate
 generate: ## Regenerate api/gen from the .proto files (offline, pinned tools)
