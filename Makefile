@@ -49,8 +49,9 @@ python-example: ## clients/python/example.py against a live node
 	bash clients/python/run_example.sh
 
 .PHONY: fuzz
-fuzz: ## Fuzz the fsm decoders for 60s
+fuzz: ## Fuzz the fsm decoders for 60s, and the backup file reader for 60s
 	$(GO) test -run '^$$' -fuzz=Fuzz -fuzztime=60s ./fsm/
+	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=60s ./fsm/backup/
 
 .PHONY: generate
 generate: ## Regenerate api/gen from the .proto files (offline, pinned tools)
@@ -119,6 +120,10 @@ bench: ## The standard load table on a local 3-node cluster (ports 7181-7183) ->
 .PHONY: scale
 scale: ## Scale figures with 1M held locks (RSS, snapshot, restart to ready, Apply cost) -> bench/scale.md
 	GO=$(GO) scripts/scale.sh
+
+.PHONY: backup-scale
+backup-scale: ## Backup figures with 1M held locks (save time, file size, writes during a save, restore to ready) -> bench/backup.md
+	GO=$(GO) scripts/backup-scale.sh
 
 .PHONY: bench-smoke
 bench-smoke: ## make bench in brief (1s per workload, one run, ports 7186-7188, results under data/bench-smoke): CI's smoke test, no timing asserted

@@ -17,9 +17,13 @@
 //     equal tokens, and their order must be the same (tokens only grow).
 //     A bound README token in a later command is replaced by the real one.
 //   - term, commitIndex, appliedIndex: any decimal string.
+//   - clusterId: 16 hex digits (derived from the node's address, whose
+//     port differs from run to run).
 //   - expiresIn: a duration above 0 and not above the README's value
 //     rounded up to a whole second.
 //   - requestId "srv-...": the server's own: "srv-" and hex digits.
+// Strings compare with no-break spaces read as spaces (protobuf's error
+// texts carry one at random per build).
 // With --print it prints what each example printed instead of checking.
 //
 // It also fails if a method declared in api/raftlock/v1/*.proto has no
@@ -165,6 +169,9 @@ export function compare(want, got, tokens, path = '$') {
   if (key === 'term' || key === 'commitIndex' || key === 'appliedIndex') {
     return typeof got === 'string' && decimal.test(got) ? [] : [`${path}: ${JSON.stringify(got)} is not a decimal string`];
   }
+  if (key === 'clusterId') {
+    return typeof got === 'string' && /^[0-9a-f]{16}$/.test(got) ? [] : [`${path}: ${JSON.stringify(got)} is not a cluster id`];
+  }
   if (key === 'expiresIn') {
     const g = durationSeconds(got);
     const limit = Math.ceil(durationSeconds(want));
@@ -187,7 +194,10 @@ export function compare(want, got, tokens, path = '$') {
     }
     return diffs;
   }
-  return want === got ? [] : [`${path}: want ${JSON.stringify(want)}, got ${JSON.stringify(got)}`];
+  // Go's protobuf puts a no-break space instead of a space into some error
+  // texts, at random per build (so that nobody matches them exactly).
+  const plain = (v) => (typeof v === 'string' ? v.replaceAll('\u00a0', ' ') : v);
+  return plain(want) === plain(got) ? [] : [`${path}: want ${JSON.stringify(want)}, got ${JSON.stringify(got)}`];
 }
 
 function check(expected, actual, tokens) {

@@ -55,6 +55,9 @@ var (
 	// the owner holds), or the cluster cannot take shared and semaphore
 	// locks yet (a member runs an older version). The text says which.
 	ErrWrongMode = errors.New("wrong lock mode")
+	// ErrClusterHasData: a restore without RestoreOptions.Force into a
+	// cluster that holds locks, waiters or remembered request ids.
+	ErrClusterHasData = errors.New("the cluster holds data")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client closed")
 )
@@ -89,6 +92,7 @@ var wireErrors = map[connect.Code]error{
 	connect.CodeUnauthenticated:    ErrUnauthenticated,
 	connect.CodePermissionDenied:   ErrPermissionDenied,
 	connect.CodeUnavailable:        errRetry,
+	connect.CodeAlreadyExists:      ErrClusterHasData,
 }
 
 // serverError is a definite answer of the server: it matches one sentinel

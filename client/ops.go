@@ -222,6 +222,9 @@ type Status struct {
 	// ClusterVersion equals every member's SupportedVersion.
 	ClusterVersion   uint32 `json:"cluster_version"`
 	SupportedVersion uint32 `json:"supported_version"`
+	// ClusterID names the cluster (derived from its founding members;
+	// backups carry it), "" while a node that joined has not learned it.
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 // Member is a node of the cluster.
@@ -244,7 +247,7 @@ func statusOf(m *raftlockv1.StatusResponse) *Status {
 	st := &Status{
 		ID: m.Id, Address: m.Address, Role: m.Role, LeaderID: m.LeaderId, LeaderAddress: m.LeaderAddress,
 		Term: m.Term, CommitIndex: m.CommitIndex, AppliedIndex: m.AppliedIndex, Ready: m.Ready,
-		Locks: m.Locks, Waiters: m.Waiters, ClusterVersion: m.ClusterVersion, SupportedVersion: m.SupportedVersion,
+		Locks: m.Locks, Waiters: m.Waiters, ClusterVersion: m.ClusterVersion, SupportedVersion: m.SupportedVersion, ClusterID: m.ClusterId,
 	}
 	for _, mb := range m.Members {
 		st.Members = append(st.Members, Member{ID: mb.Id, Address: mb.Address, Voter: mb.Voter, Leader: mb.Leader, SupportedVersion: mb.SupportedVersion})

@@ -24,7 +24,8 @@ const (
 	VerbAcquire = tokens.VerbAcquire
 	// VerbRead: GetLock, CheckFence, ListLocks, GetRequestOutcome, Status.
 	VerbRead = tokens.VerbRead
-	// VerbAdmin: ForceRelease, AddMember, RemoveMember, TransferLeadership.
+	// VerbAdmin: ForceRelease, AddMember, RemoveMember, TransferLeadership,
+	// Snapshot, Restore (streams, checked by their handlers: requireAdmin).
 	VerbAdmin = tokens.VerbAdmin
 )
 

@@ -35,7 +35,7 @@ func (n *Node) Status() *raftlockv1.StatusResponse {
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.Applied(),
 	}
 	resp.Ready = leaderAddr != "" && resp.AppliedIndex >= resp.CommitIndex
-	resp.SupportedVersion = fsm.SupportedVersion
+	resp.SupportedVersion, resp.ClusterId = fsm.SupportedVersion, n.clusterID.get()
 	n.fsm.Read(func(t *fsm.Table) {
 		st := t.Stats()
 		resp.Locks, resp.Waiters, resp.ClusterVersion = uint64(st.Locks), uint64(st.Waiters), t.Version()

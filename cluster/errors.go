@@ -40,6 +40,14 @@ var (
 	// ErrPermissionDenied: the token (or certificate) does not allow the
 	// call.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrClusterHasData: a restore without force into a cluster that holds
+	// locks, waiters or remembered request ids (already_exists).
+	ErrClusterHasData = errors.New("the cluster holds data")
+	// ErrNotLeader: a call that only the leader takes, and does not forward
+	// (a restore's upload), reached another node; the message and the
+	// leader headers name the leader (failed_precondition: nothing was
+	// done).
+	ErrNotLeader = errors.New("not the leader")
 
 	// errNotReady: this node cannot take a write now, and did not try (no
 	// leader known, or it leads but has not taken office yet).
@@ -134,8 +142,10 @@ func codeOf(err error) (code connect.Code, ok bool) {
 		return connect.CodeInvalidArgument, true
 	case errors.Is(err, ErrNotFound):
 		return connect.CodeNotFound, true
-	case errors.Is(err, ErrNoOtherVoter), errors.Is(err, ErrVersionTooLow):
+	case errors.Is(err, ErrNoOtherVoter), errors.Is(err, ErrVersionTooLow), errors.Is(err, ErrNotLeader):
 		return connect.CodeFailedPrecondition, true
+	case errors.Is(err, ErrClusterHasData):
+		return connect.CodeAlreadyExists, true
 	case errors.Is(err, ErrUnauthenticated):
 		return connect.CodeUnauthenticated, true
 	case errors.Is(err, ErrPermissionDenied):

@@ -135,14 +135,22 @@ func (p *peers) readIndex(ctx context.Context, addr string) (uint64, int64, erro
 // version asks the node at addr for the highest log version it supports.
 // A node that does not know the call is a version 1 build.
 func (p *peers) version(ctx context.Context, addr string) (uint32, error) {
+	v, _, err := p.versionInfo(ctx, addr)
+	return v, err
+}
+
+// versionInfo asks the node at addr for its supported version and the
+// cluster id it knows ("" from a node that knows none, or a build before
+// cluster ids).
+func (p *peers) versionInfo(ctx context.Context, addr string) (uint32, string, error) {
 	resp, err := p.peerClient(addr).Version(ctx, connect.NewRequest(&peerv1.VersionRequest{}))
 	if connect.CodeOf(err) == connect.CodeUnimplemented {
-		return fsm.Version1, nil
+		return fsm.Version1, "", nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return resp.Msg.SupportedVersion, nil
+	return resp.Msg.SupportedVersion, resp.Msg.ClusterId, nil
 }
 
 func (p *peers) addMember(ctx context.Context, addr, id, address string) error {

@@ -62,7 +62,11 @@ func (n *Node) newHTTPServer() *http.Server {
 	mux := http.NewServeMux()
 	api := func(pattern string, h http.Handler) { mux.Handle(pattern, timeHTTP(n.checkRequest(n.admit(h)))) }
 	api(raftlockv1connect.NewLockServiceHandler(&lockService{n}, apiOpts...))
-	api(raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, apiOpts...))
+	clusterPath, clusterHandler := raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, apiOpts...)
+	api(clusterPath, clusterHandler)
+	// A restore uploads a whole backup file: a body limit and a read
+	// deadline of its own (backup.go).
+	mux.Handle(raftlockv1connect.ClusterServiceRestoreProcedure, n.restoreUpload(n.admit(clusterHandler)))
 	api(n.peersOnly(peerv1connect.NewPeerServiceHandler(&peerService{n}, opts...)))
 	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
 	reflector := grpcreflect.NewStaticReflector(raftlockv1connect.LockServiceName, raftlockv1connect.ClusterServiceName, grpchealth.HealthV1ServiceName)
@@ -124,7 +128,14 @@ var apiMediaTypes = []string{
 // read fails at the limit; an envelope that declares more fails at once,
 // instead of connect reading what a client may never send).
 func (n *Node) checkRequest(h http.Handler) http.Handler {
-	maxBody := int64(4 * n.cfg.MaxRequestBytes)
+	return n.checkRequestUpTo(h, int64(4*n.cfg.MaxRequestBytes))
+}
+
+// checkRequestUpTo is checkRequest with a limit of maxBody bytes on the
+// whole body (a restore's upload is larger than any one message, whose
+// limit stays).
+func (n *Node) checkRequestUpTo(h http.Handler, maxBody int64) http.Handler {
+	maxMessage := int64(4 * n.cfg.MaxRequestBytes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPost:
@@ -137,7 +148,7 @@ func (n *Node) checkRequest(h http.Handler) http.Handler {
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 			if enveloped(mt) {
-				r.Body = &envelopeGuard{body: r.Body, max: maxBody}
+				r.Body = &envelopeGuard{body: r.Body, max: maxMessage}
 			}
 		case http.MethodGet:
 			q := r.URL.Query()

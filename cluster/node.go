@@ -73,6 +73,11 @@ type Node struct {
 	incarnation, prevIncarnation uint32
 	// attempts counts the attempts made in this incarnation.
 	attempts atomic.Uint32
+	// clusterID is the cluster's id as this node knows it (clusterid.go).
+	clusterID *clusterIdentity
+	// backups serialises restores and tells the leader loop to take office
+	// again after one (backup.go).
+	backups *backups
 
 	// mu guards office and officeCh.
 	mu sync.Mutex
@@ -107,6 +112,7 @@ func Start(cfg Config) (n *Node, err error) {
 		shutdownCh: make(chan struct{}), raftDown: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	n.abandons = newAbandons(n)
+	n.backups = newBackups()
 	var undo undoList
 	defer func() {
 		if err != nil {
@@ -135,8 +141,10 @@ func Start(cfg Config) (n *Node, err error) {
 	undo.add(func() { _ = n.store.close() })
 
 	// 3. Raft: its transport over the port's Raft streams, the lock table
-	// with its hooks, and Raft itself, bootstrapped on first start unless
-	// the node joins.
+	// with its hooks (snapshots are rebuilt from the last one and the log,
+	// off the write path: fsm/raftfsm/replay.go), the cluster id (derived
+	// by the founders: clusterid.go), and Raft itself, bootstrapped on first
+	// start unless the node joins.
 	existing, err := n.startRaft(&undo)
 	if err != nil {
 		return nil, err
@@ -174,8 +182,11 @@ func (n *Node) startRaft(undo *undoList) (existing bool, err error) {
 	})
 	undo.add(func() { _ = n.trans.Close() })
 	n.met = newMetrics(n)
-	n.fsm = raftfsm.New(fsm.DefaultConfig(), n.fsmHooks())
+	n.fsm = raftfsm.New(fsm.DefaultConfig(), n.fsmHooks(), raftfsm.WithReplay(n.store.logs, n.store.snaps))
 	if existing, err = n.store.hasState(); err != nil {
+		return false, err
+	}
+	if err := n.loadClusterID(existing); err != nil {
 		return false, err
 	}
 	if n.raft, err = raft.NewRaft(raftConfig(n.cfg, n.store.hlog), n.fsm, n.store.logs, n.store.stable, n.store.snaps, n.trans); err != nil {
@@ -218,9 +229,13 @@ func (n *Node) listen(undo *undoList) (net.Listener, error) {
 
 // fsmHooks connects the lock table to the node: results to observe,
 // restores to the journal, the memory of large snapshots back to the
-// system, and an entry this build cannot apply to a clear stop.
+// system, an entry this build cannot apply to a clear stop, and a snapshot
+// that had to stop writes to the log.
 func (n *Node) fsmHooks() raftfsm.Hooks {
-	h := raftfsm.Hooks{Applied: n.observe, SnapshotReleased: releaseSnapshotMemory, Fatal: n.cfg.OnFatal}
+	h := raftfsm.Hooks{Applied: n.observe, SnapshotReleased: releaseSnapshotMemory, Fatal: n.cfg.OnFatal,
+		SnapshotUnderLock: func(reason error) {
+			n.log.Warn("snapshot encoded under the table's lock (writes wait for it): it could not be rebuilt from the last snapshot and the log", "reason", reason)
+		}}
 	if n.cfg.Journal != nil {
 		h.Restored = n.journalRestore
 	}

@@ -40,7 +40,9 @@ func (n *Node) leading() *office {
 }
 
 // leaderLoop follows Raft's leadership changes: on winning an election it
-// starts takeOffice, on losing one it ends the office.
+// starts takeOffice, on losing one it ends the office. After a restore
+// (backup.go), which moves cluster time past the office's base, a leader
+// takes office again from the restored table.
 func (n *Node) leaderLoop() {
 	leave := func() {}
 	defer func() { leave() }()
@@ -50,6 +52,14 @@ func (n *Node) leaderLoop() {
 			leave()
 			n.setOffice(nil)
 			if isLeader {
+				ctx, cancel := context.WithCancel(context.Background())
+				leave = cancel
+				n.goRun(func() { n.takeOffice(ctx) })
+			}
+		case <-n.backups.reoffice:
+			leave()
+			n.setOffice(nil)
+			if n.raft.State() == raft.Leader {
 				ctx, cancel := context.WithCancel(context.Background())
 				leave = cancel
 				n.goRun(func() { n.takeOffice(ctx) })

@@ -55,9 +55,10 @@ func (s *peerService) ReadIndex(ctx context.Context, req *connect.Request[peerv1
 	return connect.NewResponse(&peerv1.ReadIndexResponse{Index: index, Now: now}), nil
 }
 
-// Version reports what this build can apply.
+// Version reports what this build can apply, and the cluster id this node
+// knows (clusterid.go).
 func (s *peerService) Version(context.Context, *connect.Request[peerv1.VersionRequest]) (*connect.Response[peerv1.VersionResponse], error) {
-	return connect.NewResponse(&peerv1.VersionResponse{Id: s.n.cfg.ID, SupportedVersion: fsm.SupportedVersion}), nil
+	return connect.NewResponse(&peerv1.VersionResponse{Id: s.n.cfg.ID, SupportedVersion: fsm.SupportedVersion, ClusterId: s.n.clusterID.get()}), nil
 }
 
 // resultToV1 and resultFromV1 are the result as version 1 nodes send and

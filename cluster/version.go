@@ -107,12 +107,14 @@ func (n *Node) pollVersions() bool {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		v, err := n.peers.version(ctx, string(srv.Address))
+		v, clusterID, err := n.peers.versionInfo(ctx, string(srv.Address))
 		cancel()
 		if err == nil {
 			n.versions.set(string(srv.ID), v)
+			n.adoptClusterID(clusterID, f.Configuration()) // clusterid.go
 		}
 	}
+	n.adoptClusterID("", f.Configuration())
 	target, known := n.votersSupport(f.Configuration())
 	if !known {
 		return false
@@ -180,6 +182,17 @@ func (n *Node) requireVersion(feature string, v uint32) error {
 	if cur >= v {
 		return nil
 	}
+	why := "every member supports it; the leader raises the version within seconds"
+	if behind := n.membersBehind(v); len(behind) > 0 {
+		why = "members behind: " + strings.Join(behind, ", ")
+	}
+	return &versionError{msg: fmt.Sprintf("%s needs cluster version %d, the cluster is at version %d (%s)", feature, v, cur, why)}
+}
+
+// membersBehind names, in order, the members that cannot apply version v
+// or have not said what they can ("n3 (supports 1)", "n4 (not heard
+// from)").
+func (n *Node) membersBehind(v uint32) []string {
 	var behind []string
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
@@ -193,11 +206,7 @@ func (n *Node) requireVersion(feature string, v uint32) error {
 		}
 	}
 	slices.Sort(behind)
-	why := "every member supports it; the leader raises the version within seconds"
-	if len(behind) > 0 {
-		why = "members behind: " + strings.Join(behind, ", ")
-	}
-	return &versionError{msg: fmt.Sprintf("%s needs cluster version %d, the cluster is at version %d (%s)", feature, v, cur, why)}
+	return behind
 }
 
 // admitMember refuses to add a node that cannot apply the log: one whose

@@ -47,4 +47,9 @@ var (
 	ErrUnsupportedVersion = errors.New("unsupported encoding version")
 	// ErrCorrupt: an encoded command or snapshot is malformed.
 	ErrCorrupt = errors.New("malformed encoding")
+
+	// ErrRestore: a table read from a backup cannot be prepared as asked
+	// (PrepareRestore: an index below its own, a version this build does
+	// not know).
+	ErrRestore = errors.New("cannot prepare the restore")
 )

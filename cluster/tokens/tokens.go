@@ -18,7 +18,8 @@ const (
 	VerbAcquire = "acquire"
 	// VerbRead: GetLock, CheckFence, ListLocks, GetRequestOutcome, Status.
 	VerbRead = "read"
-	// VerbAdmin: ForceRelease, AddMember, RemoveMember, TransferLeadership.
+	// VerbAdmin: ForceRelease, AddMember, RemoveMember, TransferLeadership,
+	// Snapshot, Restore.
 	VerbAdmin = "admin"
 )
 

@@ -30,6 +30,9 @@
 //	remove-member ID
 //	transfer-leader [ID]
 //	exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] [--shared | --limit N [--permits P]] KEY... -- COMMAND [ARG...]
+//	snapshot save FILE                                                 (a backup of the lock table, written atomically)
+//	snapshot inspect FILE                                              (local: check a backup, print its header and counts)
+//	snapshot restore [--force] [--min-index N] FILE                    (restore a new cluster from a backup; docs/backup.md)
 //	certs [--dir certs] [--hosts 127.0.0.1,localhost] [--valid 8760h]   (local: a development CA and certificates)
 //	token --name N [--prefix P]... [--verbs acquire,read]               (local: a new token and its --auth-tokens entry)
 //
@@ -132,6 +135,7 @@ var commands = map[string]command{
 	"remove-member":   {"remove-member ID", removeMemberCmd},
 	"transfer-leader": {"transfer-leader [ID]", transferCmd},
 	"exec":            {"exec [--owner O] [--expire 60s] [--wait 5s] [--kill-grace 10s] [--shared | --limit N [--permits P]] KEY... -- COMMAND [ARG...]", execCmd},
+	"snapshot":        {snapshotUsage, snapshotCmd},
 	"certs":           {"certs [--dir certs] [--hosts 127.0.0.1,localhost] [--valid 8760h]", certsCmd},
 	"token":           {"token --name N [--prefix P]... [--verbs acquire,read]", tokenCmd},
 }

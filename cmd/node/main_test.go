@@ -55,8 +55,15 @@ func TestBadConfigurationNamesTheFlag(t *testing.T) {
 	}
 }
 
-// TestMain removes the node binary the tests built (testcluster.Binary).
-func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+// TestMain removes the node binaries the tests built (testcluster.Binary,
+// buildAt).
+func TestMain(m *testing.M) {
+	code := testcluster.Main(m)
+	if oldBuilds.dir != "" {
+		_ = os.RemoveAll(oldBuilds.dir)
+	}
+	os.Exit(code)
+}
 
 // call posts a Connect JSON request and decodes the JSON answer.
 func call(t *testing.T, addr, method, body string) map[string]any {

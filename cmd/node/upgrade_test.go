@@ -25,27 +25,49 @@ const previousRelease = "cf901c4"
 
 // buildAt builds the node binary of commit rev of this repository (a git
 // worktree) and returns its path. It fails the test when the commit is not
-// in the clone: CI runs on a full clone of main.
+// in the clone: CI runs on a full clone of main. A revision is built once
+// per test binary (TestMain removes the builds).
 func buildAt(t *testing.T, rev string) string {
 	t.Helper()
+	oldBuilds.mu.Lock()
+	defer oldBuilds.mu.Unlock()
+	if bin, ok := oldBuilds.bins[rev]; ok {
+		return bin
+	}
 	root, err := testcluster.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	tree := filepath.Join(dir, "src")
+	if oldBuilds.dir == "" {
+		if oldBuilds.dir, err = os.MkdirTemp("", "raftlock-old-builds-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(oldBuilds.dir, rev)
+	tree := filepath.Join(t.TempDir(), "src")
 	if out, err := exec.Command("git", "-C", root, "worktree", "add", "--detach", tree, rev).CombinedOutput(); err != nil {
 		t.Fatalf("git worktree add %s (the clone must have main's history): %v\n%s", rev, err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("git", "-C", root, "worktree", "remove", "--force", tree).Run() })
+	defer func() { _ = exec.Command("git", "-C", root, "worktree", "remove", "--force", tree).Run() }()
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin, err := testcluster.Build(ctx, tree, dir)
 	if err != nil {
 		t.Fatalf("build %s: %v", rev, err)
 	}
+	oldBuilds.bins[rev] = bin
 	return bin
 }
+
+// oldBuilds are the binaries buildAt made, by revision.
+var oldBuilds = struct {
+	mu   sync.Mutex
+	dir  string
+	bins map[string]string
+}{bins: map[string]string{}}
 
 // step is one line of the upgrade's timeline, printed at the end.
 type timeline struct {

@@ -32,6 +32,10 @@ type Hooks struct {
 	// It must not return; nil: the FSM panics with the same message. Going
 	// on would let the replicas' states drift apart silently.
 	Fatal func(error)
+	// SnapshotUnderLock is told, with the reason, that a snapshot of an
+	// FSM made WithReplay could not be replayed and is encoded under the
+	// table's lock instead (writes wait for it).
+	SnapshotUnderLock func(reason error)
 }
 
 // FSM is a raft.FSM (and raft.BatchingFSM) around an fsm.Table.
@@ -47,7 +51,14 @@ type FSM struct {
 	// not commands.
 	applied uint64
 	changed chan struct{} // closed and replaced after every batch
+
+	// replay, when set (WithReplay), is where snapshots are rebuilt from
+	// instead of encoded under mu (replay.go).
+	replay *replaySource
 }
+
+// Option changes how New makes an FSM.
+type Option func(*FSM)
 
 var (
 	_ raft.FSM         = (*FSM)(nil)
@@ -55,8 +66,12 @@ var (
 )
 
 // New returns an FSM over an empty table.
-func New(cfg fsm.Config, hooks Hooks) *FSM {
-	return &FSM{cfg: cfg, hooks: hooks, table: fsm.New(cfg), changed: make(chan struct{})}
+func New(cfg fsm.Config, hooks Hooks, opts ...Option) *FSM {
+	f := &FSM{cfg: cfg, hooks: hooks, table: fsm.New(cfg), changed: make(chan struct{})}
+	for _, o := range opts {
+		o(f)
+	}
+	return f
 }
 
 // Apply applies one log entry. On a command it cannot decode (corrupt, or
@@ -138,12 +153,35 @@ func (f *FSM) Changed() <-chan struct{} {
 	return f.changed
 }
 
-// Snapshot encodes the table while holding the lock, so the snapshot is a
-// consistent copy; Persist then only writes bytes.
+// Snapshot returns the state as of the last applied entry. Raft calls it
+// on the goroutine that applies entries, so no entry is applied until it
+// returns. Made WithReplay, it only notes the index and where to rebuild
+// the state from, and Persist does the work while entries go on being
+// applied (replay.go); otherwise, or when the state cannot be rebuilt
+// (the hook SnapshotUnderLock says why), it encodes the table now, under
+// the lock, and Persist only writes bytes.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if f.replay != nil {
+		f.mu.RLock()
+		applied := f.applied
+		f.mu.RUnlock()
+		s, err := f.replay.plan(applied)
+		if err == nil {
+			return s, nil
+		}
+		if f.hooks.SnapshotUnderLock != nil {
+			f.hooks.SnapshotUnderLock(err)
+		}
+	}
+	return f.snapshotUnderLock(), nil
+}
+
+// snapshotUnderLock encodes the table while holding the lock, so the
+// snapshot is a consistent copy.
+func (f *FSM) snapshotUnderLock() *snapshot {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &snapshot{data: f.table.AppendSnapshot(nil), released: f.hooks.SnapshotReleased}, nil
+	return &snapshot{data: f.table.AppendSnapshot(nil), released: f.hooks.SnapshotReleased}
 }
 
 // Restore replaces the table with the one in the snapshot.

@@ -9,6 +9,8 @@ package raftlockv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -91,8 +93,12 @@ type StatusResponse struct {
 	ClusterVersion uint32 `protobuf:"varint,13,opt,name=cluster_version,json=clusterVersion,proto3" json:"cluster_version,omitempty"`
 	// The highest log version this node's build can apply.
 	SupportedVersion uint32 `protobuf:"varint,14,opt,name=supported_version,json=supportedVersion,proto3" json:"supported_version,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The id of the cluster, as this node knows it: derived from the founding
+	// members, the same on every node. Empty until a node that joined has
+	// learned it.
+	ClusterId     string `protobuf:"bytes,15,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -221,6 +227,13 @@ func (x *StatusResponse) GetSupportedVersion() uint32 {
 		return x.SupportedVersion
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
 }
 
 // Member is one node of the cluster.
@@ -615,12 +628,405 @@ func (x *TransferLeadershipResponse) GetLeaderAddress() string {
 	return ""
 }
 
+// SnapshotRequest has no fields.
+type SnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRequest) Reset() {
+	*x = SnapshotRequest{}
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRequest) ProtoMessage() {}
+
+func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+// SnapshotResponse is one message of a backup stream: the header first,
+// then chunks of the state, then its checksum.
+type SnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message: what the backup holds.
+	Header *SnapshotHeader `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// The messages after the first: the next bytes of the state.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// The last message: the SHA-256 of the whole state.
+	StateSha256   []byte `protobuf:"bytes,3,opt,name=state_sha256,json=stateSha256,proto3" json:"state_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotResponse) Reset() {
+	*x = SnapshotResponse{}
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotResponse) ProtoMessage() {}
+
+func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SnapshotResponse) GetHeader() *SnapshotHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SnapshotResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *SnapshotResponse) GetStateSha256() []byte {
+	if x != nil {
+		return x.StateSha256
+	}
+	return nil
+}
+
+// SnapshotHeader says where and when a backup's state was taken.
+type SnapshotHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the cluster it was taken from (empty if the node did not
+	// know it).
+	ClusterId string `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The node that took it.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The Raft index and term of the snapshot: it holds every entry
+	// committed up to index.
+	Index uint64 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	Term  uint64 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	// The lock table's cluster time.
+	ClusterTime *durationpb.Duration `protobuf:"bytes,5,opt,name=cluster_time,json=clusterTime,proto3" json:"cluster_time,omitempty"`
+	// The lock table's cluster version, which is also the version of the
+	// state's encoding.
+	ClusterVersion uint32 `protobuf:"varint,6,opt,name=cluster_version,json=clusterVersion,proto3" json:"cluster_version,omitempty"`
+	// When the node took it, by its wall clock.
+	Created *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created,proto3" json:"created,omitempty"`
+	// The length of the state in bytes.
+	StateSize     uint64 `protobuf:"varint,8,opt,name=state_size,json=stateSize,proto3" json:"state_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotHeader) Reset() {
+	*x = SnapshotHeader{}
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotHeader) ProtoMessage() {}
+
+func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
+func (*SnapshotHeader) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SnapshotHeader) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *SnapshotHeader) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *SnapshotHeader) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetClusterTime() *durationpb.Duration {
+	if x != nil {
+		return x.ClusterTime
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetClusterVersion() uint32 {
+	if x != nil {
+		return x.ClusterVersion
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetStateSize() uint64 {
+	if x != nil {
+		return x.StateSize
+	}
+	return 0
+}
+
+// RestoreRequest is one message of a restore upload.
+type RestoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the backup file, as `lockctl snapshot save` wrote
+	// it: the messages' chunks in order make up the whole file.
+	Chunk []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// First message only: restore even though the cluster holds locks,
+	// waiters or remembered request ids (they are replaced by the backup's).
+	Force bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	// First message only: start the new log above this index too. For a
+	// backup older than the cluster that was lost (an earlier epoch): the
+	// highest fencing token a resource saw, or the lost cluster's last known
+	// commit index. 0: the backup's own index is the bound.
+	MinIndex      uint64 `protobuf:"varint,3,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreRequest) Reset() {
+	*x = RestoreRequest{}
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreRequest) ProtoMessage() {}
+
+func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
+func (*RestoreRequest) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RestoreRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *RestoreRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+func (x *RestoreRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
+}
+
+// RestoreResponse says what the restore did.
+type RestoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The header of the backup restored.
+	Header *SnapshotHeader `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// The index the restored cluster's log stands at: every later entry, so
+	// every new fencing token, is above it.
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// The locks (holds) restored.
+	Locks uint64 `protobuf:"varint,3,opt,name=locks,proto3" json:"locks,omitempty"`
+	// The waiting acquires of the backup, dropped (their callers are gone).
+	DroppedWaiters uint64 `protobuf:"varint,4,opt,name=dropped_waiters,json=droppedWaiters,proto3" json:"dropped_waiters,omitempty"`
+	// The remembered request ids restored.
+	Requests uint64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	// The restored cluster's time.
+	ClusterTime *durationpb.Duration `protobuf:"bytes,6,opt,name=cluster_time,json=clusterTime,proto3" json:"cluster_time,omitempty"`
+	// How far deadlines moved because the cluster's own time was later than
+	// the backup's (remaining times are kept).
+	TimeShift *durationpb.Duration `protobuf:"bytes,7,opt,name=time_shift,json=timeShift,proto3" json:"time_shift,omitempty"`
+	// The restored cluster's version.
+	ClusterVersion uint32 `protobuf:"varint,8,opt,name=cluster_version,json=clusterVersion,proto3" json:"cluster_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RestoreResponse) Reset() {
+	*x = RestoreResponse{}
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreResponse) ProtoMessage() {}
+
+func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
+func (*RestoreResponse) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RestoreResponse) GetHeader() *SnapshotHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RestoreResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RestoreResponse) GetLocks() uint64 {
+	if x != nil {
+		return x.Locks
+	}
+	return 0
+}
+
+func (x *RestoreResponse) GetDroppedWaiters() uint64 {
+	if x != nil {
+		return x.DroppedWaiters
+	}
+	return 0
+}
+
+func (x *RestoreResponse) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *RestoreResponse) GetClusterTime() *durationpb.Duration {
+	if x != nil {
+		return x.ClusterTime
+	}
+	return nil
+}
+
+func (x *RestoreResponse) GetTimeShift() *durationpb.Duration {
+	if x != nil {
+		return x.TimeShift
+	}
+	return nil
+}
+
+func (x *RestoreResponse) GetClusterVersion() uint32 {
+	if x != nil {
+		return x.ClusterVersion
+	}
+	return 0
+}
+
 var File_raftlock_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_raftlock_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x19raftlock/v1/cluster.proto\x12\vraftlock.v1\"\x0f\n" +
-	"\rStatusRequest\"\xb9\x03\n" +
+	"\x19raftlock/v1/cluster.proto\x12\vraftlock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\rStatusRequest\"\xd8\x03\n" +
 	"\x0eStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -636,7 +1042,9 @@ const file_raftlock_v1_cluster_proto_rawDesc = "" +
 	"\x05locks\x18\v \x01(\x04R\x05locks\x12\x18\n" +
 	"\awaiters\x18\f \x01(\x04R\awaiters\x12'\n" +
 	"\x0fcluster_version\x18\r \x01(\rR\x0eclusterVersion\x12+\n" +
-	"\x11supported_version\x18\x0e \x01(\rR\x10supportedVersion\"\x8d\x01\n" +
+	"\x11supported_version\x18\x0e \x01(\rR\x10supportedVersion\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x0f \x01(\tR\tclusterId\"\x8d\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -659,12 +1067,44 @@ const file_raftlock_v1_cluster_proto_rawDesc = "" +
 	"ifLeaderId\"`\n" +
 	"\x1aTransferLeadershipResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12%\n" +
-	"\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress2\xe0\x02\n" +
+	"\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress\"\x11\n" +
+	"\x0fSnapshotRequest\"\x80\x01\n" +
+	"\x10SnapshotResponse\x123\n" +
+	"\x06header\x18\x01 \x01(\v2\x1b.raftlock.v1.SnapshotHeaderR\x06header\x12\x14\n" +
+	"\x05chunk\x18\x02 \x01(\fR\x05chunk\x12!\n" +
+	"\fstate_sha256\x18\x03 \x01(\fR\vstateSha256\"\xae\x02\n" +
+	"\x0eSnapshotHeader\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term\x12<\n" +
+	"\fcluster_time\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vclusterTime\x12'\n" +
+	"\x0fcluster_version\x18\x06 \x01(\rR\x0eclusterVersion\x124\n" +
+	"\acreated\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x1d\n" +
+	"\n" +
+	"state_size\x18\b \x01(\x04R\tstateSize\"Y\n" +
+	"\x0eRestoreRequest\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x12\x1b\n" +
+	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\"\xd8\x02\n" +
+	"\x0fRestoreResponse\x123\n" +
+	"\x06header\x18\x01 \x01(\v2\x1b.raftlock.v1.SnapshotHeaderR\x06header\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x14\n" +
+	"\x05locks\x18\x03 \x01(\x04R\x05locks\x12'\n" +
+	"\x0fdropped_waiters\x18\x04 \x01(\x04R\x0edroppedWaiters\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x04R\brequests\x12<\n" +
+	"\fcluster_time\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\vclusterTime\x128\n" +
+	"\n" +
+	"time_shift\x18\a \x01(\v2\x19.google.protobuf.DurationR\ttimeShift\x12'\n" +
+	"\x0fcluster_version\x18\b \x01(\rR\x0eclusterVersion2\xf8\x03\n" +
 	"\x0eClusterService\x12F\n" +
 	"\x06Status\x12\x1a.raftlock.v1.StatusRequest\x1a\x1b.raftlock.v1.StatusResponse\"\x03\x90\x02\x01\x12J\n" +
 	"\tAddMember\x12\x1d.raftlock.v1.AddMemberRequest\x1a\x1e.raftlock.v1.AddMemberResponse\x12S\n" +
 	"\fRemoveMember\x12 .raftlock.v1.RemoveMemberRequest\x1a!.raftlock.v1.RemoveMemberResponse\x12e\n" +
-	"\x12TransferLeadership\x12&.raftlock.v1.TransferLeadershipRequest\x1a'.raftlock.v1.TransferLeadershipResponseB\xa9\x01\n" +
+	"\x12TransferLeadership\x12&.raftlock.v1.TransferLeadershipRequest\x1a'.raftlock.v1.TransferLeadershipResponse\x12N\n" +
+	"\bSnapshot\x12\x1c.raftlock.v1.SnapshotRequest\x1a\x1d.raftlock.v1.SnapshotResponse\"\x03\x90\x02\x010\x01\x12F\n" +
+	"\aRestore\x12\x1b.raftlock.v1.RestoreRequest\x1a\x1c.raftlock.v1.RestoreResponse(\x01B\xa9\x01\n" +
 	"\x0fcom.raftlock.v1B\fClusterProtoP\x01Z;github.com/raftlock/raftlock/api/gen/raftlock/v1;raftlockv1\xa2\x02\x03RXX\xaa\x02\vRaftlock.V1\xca\x02\vRaftlock\\V1\xe2\x02\x17Raftlock\\V1\\GPBMetadata\xea\x02\fRaftlock::V1b\x06proto3"
 
 var (
@@ -679,7 +1119,7 @@ func file_raftlock_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_raftlock_v1_cluster_proto_rawDescData
 }
 
-var file_raftlock_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_raftlock_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_raftlock_v1_cluster_proto_goTypes = []any{
 	(*StatusRequest)(nil),              // 0: raftlock.v1.StatusRequest
 	(*StatusResponse)(nil),             // 1: raftlock.v1.StatusResponse
@@ -690,22 +1130,39 @@ var file_raftlock_v1_cluster_proto_goTypes = []any{
 	(*RemoveMemberResponse)(nil),       // 6: raftlock.v1.RemoveMemberResponse
 	(*TransferLeadershipRequest)(nil),  // 7: raftlock.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil), // 8: raftlock.v1.TransferLeadershipResponse
+	(*SnapshotRequest)(nil),            // 9: raftlock.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),           // 10: raftlock.v1.SnapshotResponse
+	(*SnapshotHeader)(nil),             // 11: raftlock.v1.SnapshotHeader
+	(*RestoreRequest)(nil),             // 12: raftlock.v1.RestoreRequest
+	(*RestoreResponse)(nil),            // 13: raftlock.v1.RestoreResponse
+	(*durationpb.Duration)(nil),        // 14: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
 }
 var file_raftlock_v1_cluster_proto_depIdxs = []int32{
-	2, // 0: raftlock.v1.StatusResponse.members:type_name -> raftlock.v1.Member
-	0, // 1: raftlock.v1.ClusterService.Status:input_type -> raftlock.v1.StatusRequest
-	3, // 2: raftlock.v1.ClusterService.AddMember:input_type -> raftlock.v1.AddMemberRequest
-	5, // 3: raftlock.v1.ClusterService.RemoveMember:input_type -> raftlock.v1.RemoveMemberRequest
-	7, // 4: raftlock.v1.ClusterService.TransferLeadership:input_type -> raftlock.v1.TransferLeadershipRequest
-	1, // 5: raftlock.v1.ClusterService.Status:output_type -> raftlock.v1.StatusResponse
-	4, // 6: raftlock.v1.ClusterService.AddMember:output_type -> raftlock.v1.AddMemberResponse
-	6, // 7: raftlock.v1.ClusterService.RemoveMember:output_type -> raftlock.v1.RemoveMemberResponse
-	8, // 8: raftlock.v1.ClusterService.TransferLeadership:output_type -> raftlock.v1.TransferLeadershipResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2,  // 0: raftlock.v1.StatusResponse.members:type_name -> raftlock.v1.Member
+	11, // 1: raftlock.v1.SnapshotResponse.header:type_name -> raftlock.v1.SnapshotHeader
+	14, // 2: raftlock.v1.SnapshotHeader.cluster_time:type_name -> google.protobuf.Duration
+	15, // 3: raftlock.v1.SnapshotHeader.created:type_name -> google.protobuf.Timestamp
+	11, // 4: raftlock.v1.RestoreResponse.header:type_name -> raftlock.v1.SnapshotHeader
+	14, // 5: raftlock.v1.RestoreResponse.cluster_time:type_name -> google.protobuf.Duration
+	14, // 6: raftlock.v1.RestoreResponse.time_shift:type_name -> google.protobuf.Duration
+	0,  // 7: raftlock.v1.ClusterService.Status:input_type -> raftlock.v1.StatusRequest
+	3,  // 8: raftlock.v1.ClusterService.AddMember:input_type -> raftlock.v1.AddMemberRequest
+	5,  // 9: raftlock.v1.ClusterService.RemoveMember:input_type -> raftlock.v1.RemoveMemberRequest
+	7,  // 10: raftlock.v1.ClusterService.TransferLeadership:input_type -> raftlock.v1.TransferLeadershipRequest
+	9,  // 11: raftlock.v1.ClusterService.Snapshot:input_type -> raftlock.v1.SnapshotRequest
+	12, // 12: raftlock.v1.ClusterService.Restore:input_type -> raftlock.v1.RestoreRequest
+	1,  // 13: raftlock.v1.ClusterService.Status:output_type -> raftlock.v1.StatusResponse
+	4,  // 14: raftlock.v1.ClusterService.AddMember:output_type -> raftlock.v1.AddMemberResponse
+	6,  // 15: raftlock.v1.ClusterService.RemoveMember:output_type -> raftlock.v1.RemoveMemberResponse
+	8,  // 16: raftlock.v1.ClusterService.TransferLeadership:output_type -> raftlock.v1.TransferLeadershipResponse
+	10, // 17: raftlock.v1.ClusterService.Snapshot:output_type -> raftlock.v1.SnapshotResponse
+	13, // 18: raftlock.v1.ClusterService.Restore:output_type -> raftlock.v1.RestoreResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_raftlock_v1_cluster_proto_init() }
@@ -720,7 +1177,7 @@ func file_raftlock_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftlock_v1_cluster_proto_rawDesc), len(file_raftlock_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -374,8 +374,12 @@ type VersionResponse struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The highest log version the node's build can apply (fsm.SupportedVersion).
 	SupportedVersion uint32 `protobuf:"varint,2,opt,name=supported_version,json=supportedVersion,proto3" json:"supported_version,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The id of the cluster the node belongs to, as it knows it (empty: not
+	// known yet, or a build before backups). A node that joined learns it
+	// from the members.
+	ClusterId     string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VersionResponse) Reset() {
@@ -422,6 +426,13 @@ func (x *VersionResponse) GetSupportedVersion() uint32 {
 	return 0
 }
 
+func (x *VersionResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 var File_raftlock_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_raftlock_peer_v1_peer_proto_rawDesc = "" +
@@ -450,10 +461,12 @@ const file_raftlock_peer_v1_peer_proto_rawDesc = "" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x10\n" +
 	"\x03now\x18\x02 \x01(\x03R\x03now\"\x10\n" +
-	"\x0eVersionRequest\"N\n" +
+	"\x0eVersionRequest\"m\n" +
 	"\x0fVersionResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
-	"\x11supported_version\x18\x02 \x01(\rR\x10supportedVersion2\x88\x02\n" +
+	"\x11supported_version\x18\x02 \x01(\rR\x10supportedVersion\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId2\x88\x02\n" +
 	"\vPeerService\x12N\n" +
 	"\aPropose\x12 .raftlock.peer.v1.ProposeRequest\x1a!.raftlock.peer.v1.ProposeResponse\x12T\n" +
 	"\tReadIndex\x12\".raftlock.peer.v1.ReadIndexRequest\x1a#.raftlock.peer.v1.ReadIndexResponse\x12S\n" +

@@ -44,6 +44,10 @@ const (
 	// ClusterServiceTransferLeadershipProcedure is the fully-qualified name of the ClusterService's
 	// TransferLeadership RPC.
 	ClusterServiceTransferLeadershipProcedure = "/raftlock.v1.ClusterService/TransferLeadership"
+	// ClusterServiceSnapshotProcedure is the fully-qualified name of the ClusterService's Snapshot RPC.
+	ClusterServiceSnapshotProcedure = "/raftlock.v1.ClusterService/Snapshot"
+	// ClusterServiceRestoreProcedure is the fully-qualified name of the ClusterService's Restore RPC.
+	ClusterServiceRestoreProcedure = "/raftlock.v1.ClusterService/Restore"
 )
 
 // ClusterServiceClient is a client for the raftlock.v1.ClusterService service.
@@ -59,6 +63,23 @@ type ClusterServiceClient interface {
 	// TransferLeadership asks the leader to hand leadership to another voter
 	// (the given one, or the most up-to-date when id is empty).
 	TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error)
+	// Snapshot streams a backup of the lock table: a consistent snapshot as
+	// of a committed index, which holds every write committed before the
+	// call, taken by the node called without stopping writes. The first
+	// message carries the header, the next ones the state (the lock table's
+	// own encoding) in order, the last one its SHA-256. Needs the admin
+	// permission. `lockctl snapshot save FILE` writes it to a file.
+	Snapshot(context.Context, *connect.Request[v1.SnapshotRequest]) (*connect.ServerStreamForClient[v1.SnapshotResponse], error)
+	// Restore replaces the lock table of the cluster with a backup file sent
+	// in chunks (`lockctl snapshot restore FILE`). It must reach the leader.
+	// The file is checked whole (checksums, versions) before anything
+	// changes; a cluster that holds locks, waiters or remembered request ids
+	// is refused unless force is set. The restored cluster's log starts in a
+	// new epoch (a multiple of 2^48) above every index the backup's cluster
+	// can have used, so every new fencing token is above every old one;
+	// cluster time does not go back; waiters are dropped; locks keep their
+	// owners, tokens and remaining time. Needs the admin permission.
+	Restore(context.Context) *connect.ClientStreamForClient[v1.RestoreRequest, v1.RestoreResponse]
 }
 
 // NewClusterServiceClient constructs a client for the raftlock.v1.ClusterService service. By
@@ -97,6 +118,19 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(clusterServiceMethods.ByName("TransferLeadership")),
 			connect.WithClientOptions(opts...),
 		),
+		snapshot: connect.NewClient[v1.SnapshotRequest, v1.SnapshotResponse](
+			httpClient,
+			baseURL+ClusterServiceSnapshotProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("Snapshot")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		restore: connect.NewClient[v1.RestoreRequest, v1.RestoreResponse](
+			httpClient,
+			baseURL+ClusterServiceRestoreProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("Restore")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -106,6 +140,8 @@ type clusterServiceClient struct {
 	addMember          *connect.Client[v1.AddMemberRequest, v1.AddMemberResponse]
 	removeMember       *connect.Client[v1.RemoveMemberRequest, v1.RemoveMemberResponse]
 	transferLeadership *connect.Client[v1.TransferLeadershipRequest, v1.TransferLeadershipResponse]
+	snapshot           *connect.Client[v1.SnapshotRequest, v1.SnapshotResponse]
+	restore            *connect.Client[v1.RestoreRequest, v1.RestoreResponse]
 }
 
 // Status calls raftlock.v1.ClusterService.Status.
@@ -128,6 +164,16 @@ func (c *clusterServiceClient) TransferLeadership(ctx context.Context, req *conn
 	return c.transferLeadership.CallUnary(ctx, req)
 }
 
+// Snapshot calls raftlock.v1.ClusterService.Snapshot.
+func (c *clusterServiceClient) Snapshot(ctx context.Context, req *connect.Request[v1.SnapshotRequest]) (*connect.ServerStreamForClient[v1.SnapshotResponse], error) {
+	return c.snapshot.CallServerStream(ctx, req)
+}
+
+// Restore calls raftlock.v1.ClusterService.Restore.
+func (c *clusterServiceClient) Restore(ctx context.Context) *connect.ClientStreamForClient[v1.RestoreRequest, v1.RestoreResponse] {
+	return c.restore.CallClientStream(ctx)
+}
+
 // ClusterServiceHandler is an implementation of the raftlock.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// Status describes this node's view of the cluster.
@@ -141,6 +187,23 @@ type ClusterServiceHandler interface {
 	// TransferLeadership asks the leader to hand leadership to another voter
 	// (the given one, or the most up-to-date when id is empty).
 	TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error)
+	// Snapshot streams a backup of the lock table: a consistent snapshot as
+	// of a committed index, which holds every write committed before the
+	// call, taken by the node called without stopping writes. The first
+	// message carries the header, the next ones the state (the lock table's
+	// own encoding) in order, the last one its SHA-256. Needs the admin
+	// permission. `lockctl snapshot save FILE` writes it to a file.
+	Snapshot(context.Context, *connect.Request[v1.SnapshotRequest], *connect.ServerStream[v1.SnapshotResponse]) error
+	// Restore replaces the lock table of the cluster with a backup file sent
+	// in chunks (`lockctl snapshot restore FILE`). It must reach the leader.
+	// The file is checked whole (checksums, versions) before anything
+	// changes; a cluster that holds locks, waiters or remembered request ids
+	// is refused unless force is set. The restored cluster's log starts in a
+	// new epoch (a multiple of 2^48) above every index the backup's cluster
+	// can have used, so every new fencing token is above every old one;
+	// cluster time does not go back; waiters are dropped; locks keep their
+	// owners, tokens and remaining time. Needs the admin permission.
+	Restore(context.Context, *connect.ClientStream[v1.RestoreRequest]) (*connect.Response[v1.RestoreResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -175,6 +238,19 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(clusterServiceMethods.ByName("TransferLeadership")),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceSnapshotHandler := connect.NewServerStreamHandler(
+		ClusterServiceSnapshotProcedure,
+		svc.Snapshot,
+		connect.WithSchema(clusterServiceMethods.ByName("Snapshot")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	clusterServiceRestoreHandler := connect.NewClientStreamHandler(
+		ClusterServiceRestoreProcedure,
+		svc.Restore,
+		connect.WithSchema(clusterServiceMethods.ByName("Restore")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/raftlock.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceStatusProcedure:
@@ -185,6 +261,10 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceRemoveMemberHandler.ServeHTTP(w, r)
 		case ClusterServiceTransferLeadershipProcedure:
 			clusterServiceTransferLeadershipHandler.ServeHTTP(w, r)
+		case ClusterServiceSnapshotProcedure:
+			clusterServiceSnapshotHandler.ServeHTTP(w, r)
+		case ClusterServiceRestoreProcedure:
+			clusterServiceRestoreHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -208,4 +288,12 @@ func (UnimplementedClusterServiceHandler) RemoveMember(context.Context, *connect
 
 func (UnimplementedClusterServiceHandler) TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.v1.ClusterService.TransferLeadership is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) Snapshot(context.Context, *connect.Request[v1.SnapshotRequest], *connect.ServerStream[v1.SnapshotResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.v1.ClusterService.Snapshot is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) Restore(context.Context, *connect.ClientStream[v1.RestoreRequest]) (*connect.Response[v1.RestoreResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.v1.ClusterService.Restore is not implemented"))
 }
