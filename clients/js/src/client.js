@@ -6,7 +6,7 @@ const { randomUUID } = require('node:crypto');
 const { Code, LockLostError, RaftlockError, TIMED_OUT_MESSAGE, busyMessage } = require('./errors.js');
 const { Transport } = require('./transport.js');
 const { KeyOrder, Kind } = require('./order.js');
-const { httpsFetch, tlsAgentOptions } = require('./tls.js');
+const { tlsAgentOptions } = require('./tls.js');
 const { runWithFence } = require('./fence.js');
 
 const LOCK = '/raftlock.v1.LockService/';
@@ -65,18 +65,17 @@ class RaftlockClient {
       }
       headers.authorization = `Bearer ${o.token.trim()}`;
     }
-    let f = o.fetch;
+    let tls;
     if (o.tls !== undefined) {
-      if (f !== undefined) throw new TypeError('raftlock: give tls or fetch, not both (a custom fetch brings its own TLS)');
-      f = httpsFetch(tlsAgentOptions(o.tls));
-      this.ownFetch = f;
+      if (o.fetch !== undefined) throw new TypeError('raftlock: give tls or fetch, not both (a custom fetch brings its own TLS)');
+      tls = tlsAgentOptions(o.tls);
       // The default endpoint, over TLS.
       if (options.endpoints === undefined) o.endpoints = ['127.0.0.1:7070'];
     }
     const why = [o.tls !== undefined && 'the tls option', o.token !== undefined && 'a token (a bearer secret)'].filter(Boolean).join(' and ');
     this.transport = new Transport({
       endpoints: o.endpoints, requestTimeout: o.requestTimeout, retryTimeout: o.retryTimeout,
-      fetch: f, headers, https: why !== '', httpsWhy: why, hasToken: o.token !== undefined,
+      fetch: o.fetch, tls, headers, https: why !== '', httpsWhy: why, hasToken: o.token !== undefined,
     });
     this.leases = new Set();
     if (o.ordered !== undefined && typeof o.ordered !== 'boolean') throw new TypeError('raftlock: ordered must be a boolean');
@@ -369,7 +368,7 @@ class RaftlockClient {
     this.transport.close();
     const signal = AbortSignal.timeout(this.transport.requestTimeout);
     this.closing = Promise.allSettled(leases.map((l) => this.release(l.keys, { ownerId: l.ownerId, signal, [CLEANUP]: true })))
-      .then(() => { this.ownFetch?.close(); });
+      .then(() => { this.transport.closeConnections(); });
     return this.closing;
   }
 }
