@@ -27,7 +27,7 @@
 
 'use strict';
 
-const { RaftlockClient, RaftlockLockingProvider, RaftlockError, Code } = require('../index.js');
+const { resolve } = require('node:path');
 const { run, parsePIDs } = require('./loadgen.js');
 
 const USAGE = `usage: node clients/js/bench/run.js [flags]
@@ -42,6 +42,7 @@ const USAGE = `usage: node clients/js/bench/run.js [flags]
   --prefix P           key prefix (default lockbench/<random>/)
   --name N, --target T, --driver D (default js)   copied into the result
   --pids name=pid,...  report these processes' CPU time per pair
+  --package DIR        the package to measure (default: this checkout's clients/js), e.g. another revision's
   --json               print the result as JSON on stdout
   --quiet              no progress line`;
 
@@ -82,7 +83,7 @@ function parseArgs(argv) {
   const o = {
     endpoints: process.env.RAFTLOCK_ENDPOINTS || '127.0.0.1:7070', api: 'provider', callers: 16, keys: 0,
     duration: '10s', warmup: '2s', expire: '1m', wait: 'auto', prefix: '', name: '', target: '', driver: 'js',
-    pids: '', json: false, quiet: false,
+    pids: '', package: '', json: false, quiet: false,
   };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
@@ -123,25 +124,21 @@ function describe(callers, keys) {
   return `${c}, ${plural(keys, 'shared key')}`;
 }
 
-/** Names an error for the counts, as lockbench's errorKind does. */
-function errorKind(e) {
-  if (!(e instanceof RaftlockError)) return 'error';
-  switch (e.code) {
-    case Code.Aborted: return 'lock_held';
-    case Code.DeadlineExceeded: return 'wait_timeout';
-    case Code.FailedPrecondition: return 'not_held';
-    default: return e.code;
-  }
-}
-
-const refused = (e) => e instanceof RaftlockError && (e.code === Code.Aborted || e.code === Code.DeadlineExceeded);
-
-class NotHeldError extends RaftlockError {
-  constructor(key) { super(Code.FailedPrecondition, `release of ${JSON.stringify(key)}: not held`); }
-}
-
-/** The callers of each --api over one provider or client. */
-function makeDriver(o, provider, client) {
+/** The callers of each --api over one provider or client of the package lib. */
+function makeDriver(lib, o, provider, client) {
+  const { RaftlockError, Code } = lib;
+  // Names an error for the counts, as lockbench's errorKind does.
+  const errorKind = (e) => {
+    if (!(e instanceof RaftlockError)) return 'error';
+    switch (e.code) {
+      case Code.Aborted: return 'lock_held';
+      case Code.DeadlineExceeded: return 'wait_timeout';
+      case Code.FailedPrecondition: return 'not_held';
+      default: return e.code;
+    }
+  };
+  const refused = (e) => e instanceof RaftlockError && (e.code === Code.Aborted || e.code === Code.DeadlineExceeded);
+  const notHeld = (key) => new RaftlockError(Code.FailedPrecondition, `release of ${JSON.stringify(key)}: not held`);
   const expire = o.expireMs / 1000;
   const waitS = o.waitMs / 1000;
   const newCaller = (i, key) => {
@@ -152,7 +149,7 @@ function makeDriver(o, provider, client) {
         const rel = { ownerId };
         return {
           acquire: () => provider.acquire(key, acq),
-          release: async () => { if (!(await provider.release(key, rel))) throw new NotHeldError(key); },
+          release: async () => { if (!(await provider.release(key, rel))) throw notHeld(key); },
         };
       }
       case 'client': {
@@ -160,7 +157,7 @@ function makeDriver(o, provider, client) {
         let token;
         return {
           acquire: async () => { token = (await client.acquire(key, acq)).fencingToken; },
-          release: async () => { if (!(await client.release(key, { ownerId, fencingToken: token }))) throw new NotHeldError(key); },
+          release: async () => { if (!(await client.release(key, { ownerId, fencingToken: token }))) throw notHeld(key); },
         };
       }
       default: { // execute: the job's start and end split the call into acquire and release
@@ -180,11 +177,16 @@ function makeDriver(o, provider, client) {
   return { name: o.driver, newCaller, errorKind, refused };
 }
 
+/** How the package sends its calls: its own HTTP/1.1 pool, or fetch (before it had one). */
+function protocolOf(client) {
+  return `connect-json over HTTP/1.1 (${client.transport.pool ? 'keep-alive connection pool' : 'fetch'})`;
+}
+
 function recipe(o) {
   const wait = o.waitMs > 0 ? `wait up to ${o.wait}` : 'wait 0 (fail at once if busy)';
   const expire = formatDuration(o.expireMs);
-  const head = `JavaScript provider (@raftlock/locking, clients/js) on Node.js ${process.version}, all callers in one process `
-    + `(one event loop), Connect JSON over HTTP/1.1; endpoints: all nodes (it finds the leader from the first answer); per pair: `;
+  const head = `JavaScript provider (@raftlock/locking, ${o.package || 'clients/js'}) on Node.js ${process.version}, all callers in one process `
+    + `(one event loop), ${protocolOf(o.client)}; endpoints: all nodes (it finds the leader from the first answer); per pair: `;
   switch (o.api) {
     case 'provider':
       return `${head}one RaftlockLockingProvider for all callers (its per-key order on); `
@@ -247,9 +249,10 @@ async function main(argv) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const lib = require(o.package ? resolve(o.package) : '../index.js');
   const endpoints = o.endpoints.split(',').map((e) => e.trim()).filter(Boolean);
-  const provider = o.api === 'client' ? null : new RaftlockLockingProvider({ endpoints });
-  const client = provider?.client ?? new RaftlockClient({ endpoints });
+  const provider = o.api === 'client' ? null : new lib.RaftlockLockingProvider({ endpoints });
+  const client = provider?.client ?? new lib.RaftlockClient({ endpoints });
   try {
     await waitReady(client, 30000);
     const res = await run({
@@ -257,11 +260,11 @@ async function main(argv) {
       prefix: o.prefix || `lockbench/${process.hrtime.bigint()}/`, warmupMs: o.warmupMs, durationMs: o.durationMs,
       duration: formatDuration(o.durationMs), expire: formatDuration(o.expireMs), wait: formatDuration(o.waitMs),
       procs: o.procs, clientName: 'jsbench', progress: o.quiet ? null : (s) => process.stderr.write(s),
-    }, makeDriver(o, provider, client));
+    }, makeDriver(lib, o, provider, client));
     // Field order as loadgen.Result's.
     const out = {
-      name: res.name, target: res.target, driver: res.driver, recipe: recipe(o), started: res.started, endpoints,
-      protocol: 'connect-json over HTTP/1.1', ...res,
+      name: res.name, target: res.target, driver: res.driver, recipe: recipe({ ...o, client }), started: res.started, endpoints,
+      protocol: protocolOf(client), ...res,
     };
     try {
       const st = await status(client);
