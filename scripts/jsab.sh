@@ -17,7 +17,7 @@
 #   JSAB_DURATION  measured time per run (default 5s); JSAB_WARMUP (default 2s)
 #   JSAB_ONLY      ';'-separated flag sets (default: --callers 1;--callers 16;--callers 64)
 #   JSAB_API       jsbench --api for every js driver (default provider)
-#   JSAB_PROTOCOL  the Go client's protocol (default grpc, its default)
+#   JSAB_GO_FLAGS  flags of the Go client (default "--protocol grpc", its default; e.g. "--protocol connect-proto --http1")
 #   JSAB_PORT      base port (default 7230: nodes on +1..+3)
 #   JSAB_OUT       results and report (default data/jsab)
 set -euo pipefail
@@ -27,7 +27,7 @@ rounds=${JSAB_ROUNDS:-3}
 duration=${JSAB_DURATION:-5s}
 warmup=${JSAB_WARMUP:-2s}
 api=${JSAB_API:-provider}
-protocol=${JSAB_PROTOCOL:-grpc}
+read -r -a goflags <<<"${JSAB_GO_FLAGS:---protocol grpc}"
 out=${JSAB_OUT:-data/jsab}
 IFS=';' read -r -a workloads <<<"${JSAB_ONLY:---callers 1;--callers 16;--callers 64}"
 export RAFTLOCK_CLUSTER_PORT=${JSAB_PORT:-7230}
@@ -38,7 +38,7 @@ bench_build
 drivers=(raftlock js)
 declare -A pkg=([js]=clients/js)
 for rev in "$@"; do
-  dir=$out/rev-$(echo "$rev" | tr -c 'A-Za-z0-9._-\n' _)
+  dir=$out/rev-$(echo "$rev" | tr -c 'A-Za-z0-9._\n-' _)
   git worktree remove --force "$dir" 2>/dev/null || rm -rf "$dir"
   git worktree add --detach --force "$dir" "$rev" >/dev/null
   drivers+=("js@$rev")
@@ -46,7 +46,7 @@ for rev in "$@"; do
 done
 cleanup() {
   scripts/cluster.sh stop >/dev/null || true
-  for rev in "$@"; do git worktree remove --force "$out/rev-$(echo "$rev" | tr -c 'A-Za-z0-9._-\n' _)" 2>/dev/null || true; done
+  for rev in "$@"; do git worktree remove --force "$out/rev-$(echo "$rev" | tr -c 'A-Za-z0-9._\n-' _)" 2>/dev/null || true; done
 }
 trap 'cleanup "$@"' EXIT
 bench_fresh_cluster JSAB_PORT
@@ -65,7 +65,7 @@ for r in $(seq "$rounds"); do
       common=(--endpoints "$eps" --duration "$duration" --warmup "$warmup" --pids "$(bench_pids)" --json --quiet)
       if [ "$d" = raftlock ]; then
         # shellcheck disable=SC2086 # w is flags
-        bin/bench/lockbench run "${common[@]}" --driver raftlock --protocol "$protocol" $w >>"$raw"
+        bin/bench/lockbench run "${common[@]}" --driver raftlock "${goflags[@]}" $w >>"$raw"
       else
         # shellcheck disable=SC2086 # w is flags
         node clients/js/bench/run.js "${common[@]}" --driver "$d" --api "$api" --package "${pkg[$d]}" $w >>"$raw"
@@ -76,6 +76,6 @@ done
 versus=
 for d in "${drivers[@]:2}"; do versus+="$d=js,"; done
 bin/bench/lockbench compare --baseline raftlock --drivers "${drivers[*]}" --versus "$versus" \
-  --command "scripts/jsab.sh $* (JSAB_ROUNDS=$rounds JSAB_DURATION=$duration JSAB_WARMUP=$warmup JSAB_API=$api JSAB_PROTOCOL=$protocol)" \
+  --command "scripts/jsab.sh $* (JSAB_ROUNDS=$rounds JSAB_DURATION=$duration JSAB_WARMUP=$warmup JSAB_API=$api JSAB_GO_FLAGS=${goflags[*]})" \
   --out "$out/report.md" "$raw"
 cat "$out/report.md"

@@ -56,8 +56,9 @@ function parseOrigin(base) {
 class Pool {
   /**
    * @param {object} o
-   * @param {string} o.headers header lines sent with every request, each
-   *   ending in \r\n (checked by the caller: no CR or LF inside)
+   * @param {string} o.headers header lines sent with every request besides
+   *   host, content-type and content-length, each ending in \r\n (checked
+   *   by the caller: no CR or LF inside)
    * @param {object} [o.tls] node:tls connect options (ca, cert, key,
    *   servername, minVersion) for https endpoints
    */
@@ -71,23 +72,27 @@ class Pool {
   }
 
   /**
-   * Sends one POST and resolves with { status, headers, text } (headers:
-   * lower-case name -> value). ctl.cancel is set to a function that ends the
-   * request with the reason given; timeoutMs bounds the whole attempt
-   * (connecting included) and rejects with a TimeoutError.
+   * Sends one POST and resolves with { status, headers, body } (headers:
+   * lower-case name -> value; body: a Buffer). ctl.cancel is set to a
+   * function that ends the request with the reason given; timeoutMs bounds
+   * the whole attempt (connecting included) and rejects with a TimeoutError.
    *
    * @param {string} base "http://host:port" (an endpoint as the transport keeps it)
    * @param {string} path "/raftlock.v1.LockService/Acquire"
-   * @param {string} body
+   * @param {string} contentType
+   * @param {string | Uint8Array} body
    * @param {number} timeoutMs
    * @param {{cancel: ((reason: unknown) => void) | null}} ctl
    */
-  request(base, path, body, timeoutMs, ctl) {
+  request(base, path, contentType, body, timeoutMs, ctl) {
     let o = this.origins.get(base);
     if (o === undefined) this.origins.set(base, (o = parseOrigin(base)));
-    const head = `POST ${o.prefix}${path} HTTP/1.1\r\nhost: ${o.hostHeader}\r\n${this.headers}content-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    const head = `POST ${o.prefix}${path} HTTP/1.1\r\nhost: ${o.hostHeader}\r\ncontent-type: ${contentType}\r\n${this.headers}`
+      + `content-length: ${typeof body === 'string' ? Buffer.byteLength(body) : body.length}\r\n\r\n`;
+    // One write, so one segment on the wire for a small call.
+    const data = typeof body === 'string' ? head + body : Buffer.concat([Buffer.from(head, 'latin1'), body]);
     return new Promise((resolve, reject) => {
-      const req = new Request(head + body, resolve, reject);
+      const req = new Request(data, resolve, reject);
       req.timer = setTimeout(() => req.fail(timeoutError()), timeoutMs);
       ctl.cancel = (reason) => req.fail(reason);
       try {
@@ -391,26 +396,30 @@ class Conn {
 
   /** Reads the status line and headers; sets how the body is framed. */
   head(text) {
-    const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
-    if (m === null) {
-      this.protocolError(`not an HTTP/1.x answer: ${JSON.stringify(lines[0].slice(0, 80))}`);
+    // "HTTP/1.1 200 OK": the version's minor digit at 7, the status at 9-11.
+    const digits = text.slice(9, 12);
+    if (!text.startsWith('HTTP/1.') || (text[7] !== '0' && text[7] !== '1') || text[8] !== ' ' || !/^[1-9]\d\d$/.test(digits)) {
+      this.protocolError(`not an HTTP/1.x answer: ${JSON.stringify(text.slice(0, 80))}`);
       return false;
     }
-    const status = Number(m[2]);
-    if (status >= 100 && status < 200) return true; // informational: the real answer follows
-    const headers = {};
-    for (let i = 1; i < lines.length; i++) {
-      const c = lines[i].indexOf(':');
-      if (c <= 0) continue;
-      const name = lines[i].slice(0, c).trim().toLowerCase();
-      const value = lines[i].slice(c + 1).trim();
-      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    const status = Number(digits);
+    if (status < 200) return true; // informational: the real answer follows
+    const headers = Object.create(null);
+    let eol = text.indexOf('\r\n');
+    while (eol !== -1) {
+      const start = eol + 2;
+      eol = text.indexOf('\r\n', start);
+      const end = eol === -1 ? text.length : eol;
+      const colon = text.indexOf(':', start);
+      if (colon <= start || colon >= end) continue;
+      const name = text.slice(start, colon).toLowerCase();
+      const value = text.slice(colon + 1, end).trim();
+      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
     }
     this.status = status;
     this.headers = headers;
     const conn = (headers.connection ?? '').toLowerCase();
-    this.keepAlive = m[1] === '1' ? !conn.includes('close') : conn.includes('keep-alive');
+    this.keepAlive = text[7] === '1' ? !conn.includes('close') : conn.includes('keep-alive');
     const te = (headers['transfer-encoding'] ?? '').toLowerCase();
     if (status === 204 || status === 304) {
       this.finish();
@@ -436,8 +445,8 @@ class Conn {
   finish() {
     const req = this.req;
     const parts = this.parts;
-    const text = parts.length === 1 ? parts[0].toString('utf8') : Buffer.concat(parts).toString('utf8');
-    const answer = { status: this.status, headers: this.headers, text };
+    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const answer = { status: this.status, headers: this.headers, body };
     const reuse = this.keepAlive && this.buf === null && !this.dead;
     this.req = null;
     req.conn = null;

@@ -39,7 +39,7 @@ const HEADER_VALUE = /^[^\r\n\0]*$/;
 
 /** The header lines every call sends, checked, for http1.js. */
 function headerBlock(headers) {
-  let block = 'content-type: application/json\r\nconnect-protocol-version: 1\r\n';
+  let block = 'connect-protocol-version: 1\r\n';
   for (const [k, v] of Object.entries(headers)) {
     if (!HEADER_NAME.test(k)) throw new TypeError(`raftlock: headers: ${JSON.stringify(k)} is not a header name`);
     if (/^(host|content-length|content-type|connect-protocol-version|transfer-encoding|connection)$/i.test(k)) {
@@ -182,7 +182,7 @@ class Transport {
       let ans;
       try {
         ans = this.pool !== null
-          ? await this.pool.request(base, path, payload, timeout, ctl)
+          ? await this.pool.request(base, path, 'application/json', payload, timeout, ctl)
           : await this.#viaFetch(base + path, payload, timeout, ctl);
       } catch (e) {
         if (ctl.aborted) throw ctl.reason;
@@ -193,13 +193,14 @@ class Transport {
         if (!cutShort || !last) last = new RaftlockError(Code.Unavailable, `${base}: ${describe(e)}`, { cause: e });
         this.failed(base);
         if (Date.now() >= giveUpAt) throw last;
-        await ctl.sleep(backoff(attempt));
+        await ctl.sleep(Math.min(backoff(attempt), giveUpAt - Date.now()));
         continue;
       } finally {
         ctl.cancel = null;
       }
       this.learnLeader(ans.headers[LEADER_HEADER], base);
-      const { status, text } = ans;
+      const { status } = ans;
+      const text = ans.body.toString('utf8');
       if (status >= 200 && status < 300) {
         try {
           return { msg: text === '' ? {} : JSON.parse(text), attempts: attempt + 1 };
@@ -215,7 +216,7 @@ class Transport {
       last = err;
       this.failed(base);
       if (Date.now() >= giveUpAt) throw last;
-      await ctl.sleep(backoff(attempt));
+      await ctl.sleep(Math.min(backoff(attempt), giveUpAt - Date.now()));
     }
   }
 
@@ -231,8 +232,8 @@ class Transport {
         body: payload,
         signal: ac.signal,
       });
-      const text = await res.text();
-      return { status: res.status, headers: { [LEADER_HEADER]: res.headers.get(LEADER_HEADER) }, text };
+      const body = Buffer.from(await res.text(), 'utf8');
+      return { status: res.status, headers: { [LEADER_HEADER]: res.headers.get(LEADER_HEADER) }, body };
     } finally {
       clearTimeout(timer);
     }
