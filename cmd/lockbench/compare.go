@@ -173,7 +173,8 @@ func (c *comparison) write(w *strings.Builder, command, plot string) {
 		command, first.Format("2006-01-02"), first.Format("15:04"), last.Format("15:04"), rounds,
 		c.all[0].WarmupSec, c.all[0].DurationSec, c.baseline)
 	for _, d := range c.drivers {
-		if d != c.baseline {
+		// A driver set against the baseline by --versus gets that (longer) table instead.
+		if d != c.baseline && !slices.Contains(c.versus, [2]string{d, c.baseline}) {
 			c.headline(w, d)
 		}
 	}

@@ -53,6 +53,14 @@ func TestCompareVersus(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
 	}
+	// Against the baseline itself, --versus replaces the headline.
+	stdout.Reset()
+	if code := run([]string{"compare", "--baseline", "go", "--versus", "js=go", raw}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("compare: exit %d: %s", code, stderr.String())
+	}
+	if n := strings.Count(stdout.String(), "## js against go"); n != 1 || !strings.Contains(stdout.String(), "p50 − go ms") {
+		t.Errorf("%d tables of js against go, want 1 with the p50 difference:\n%s", n, stdout.String())
+	}
 	for _, bad := range []string{"js=gamma", "js", "js=js"} {
 		stderr.Reset()
 		if code := run([]string{"compare", "--baseline", "etcd", "--versus", bad, raw}, &bytes.Buffer{}, &stderr); code != exitUsage {
