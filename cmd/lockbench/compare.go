@@ -16,7 +16,7 @@ import (
 // driver the median of the rounds, and the ratios to the baseline driver
 // round by round; how each driver ran; every run; the machine. With --plot
 // it also draws each driver's median acquire curve per workload (the
-// baseline dashed, the first driver solid, others dotted). Every workload must have at least one run of every
+// baseline dashed, the first other driver solid, others dotted). Every workload must have at least one run of every
 // driver.
 func compareCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("lockbench compare", flag.ContinueOnError)
@@ -204,7 +204,7 @@ func (c *comparison) write(w *strings.Builder, command, plot string) {
 	}
 	if plot != "" {
 		fmt.Fprintf(w, "\n![acquire latency by percentile: one colour per workload; %s dashed, %s solid, others dotted](%s)\n",
-			c.baseline, c.drivers[0], plotRef(plot))
+			c.baseline, c.lead(), plotRef(plot))
 	}
 
 	fmt.Fprintf(w, "\n## The drivers, exactly as run\n\n")
@@ -302,8 +302,19 @@ func (c *comparison) waits(d string) string {
 	return strings.Join(parts, "; ")
 }
 
+// lead is the driver the plot draws solid: the first that is not the
+// baseline.
+func (c *comparison) lead() string {
+	for _, d := range c.drivers {
+		if d != c.baseline {
+			return d
+		}
+	}
+	return c.baseline
+}
+
 // series is the plot's lines: one colour per workload; the baseline
-// dashed, the first driver solid, any other dotted.
+// dashed, the first other driver solid, any other dotted.
 func (c *comparison) series() []plotSeries {
 	var out []plotSeries
 	for i, wl := range c.workloads {
@@ -313,7 +324,7 @@ func (c *comparison) series() []plotSeries {
 			switch d {
 			case c.baseline:
 				st = dashed
-			case c.drivers[0]:
+			case c.lead():
 				st = solid
 			}
 			out = append(out, plotSeries{name: g.name, curve: g.median().AcquireCurve, color: i, stroke: st})
