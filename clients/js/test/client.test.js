@@ -200,5 +200,10 @@ describe('client', () => {
       await json.close();
     }
     assert.throws(() => new RaftlockClient({ encoding: 'xml' }), /encoding must be "proto" or "json"/);
+    // The client's own connections write headers by hand: a header it sets
+    // itself, a bad name or a line break in a value is refused up front.
+    assert.throws(() => new RaftlockClient({ headers: { 'Content-Type': 'text/plain' } }), /Content-Type is set by the client/);
+    assert.throws(() => new RaftlockClient({ headers: { 'x y': '1' } }), /"x y" is not a header name/);
+    assert.throws(() => new RaftlockClient({ headers: { 'x-a': 'b\r\nhost: evil' } }), /the value of x-a holds a line break/);
   }));
 });
