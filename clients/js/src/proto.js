@@ -19,9 +19,6 @@ const I64 = 1;
 const LEN = 2;
 const I32 = 5;
 
-/** A field's tag: (number << 3) | wire type. */
-const tag = (num, type) => (num << 3) | type;
-
 // ---- encoding ----
 
 /** Bytes of a varint of a non-negative integer below 2^53. */
@@ -75,7 +72,7 @@ class Plan {
     if (!s.isWellFormed()) return false;
     const n = Buffer.byteLength(s);
     this.fields.push([num, 's', s, n]);
-    this.size += varintSize(tag(num, LEN)) + varintSize(n) + n;
+    this.size += varintSize(num << 3) + varintSize(n) + n;
     return true;
   }
 
@@ -85,7 +82,7 @@ class Plan {
     const [s, ns] = parseDuration(d);
     const n = (s > 0 ? 1 + varintSize(s) : 0) + (ns > 0 ? 1 + varintSize(ns) : 0);
     this.fields.push([num, 'd', [s, ns], n]);
-    this.size += varintSize(tag(num, LEN)) + varintSize(n) + n;
+    this.size += varintSize(num << 3) + varintSize(n) + n;
   }
 
   /** A uint64 field (a decimal string, number or bigint), always written (explicit presence). */
@@ -96,7 +93,7 @@ class Plan {
     let n = 1;
     for (let x = b; x >= 128n; x >>= 7n) n++;
     this.fields.push([num, small ? 'u' : 'U', small ? Number(b) : b, n]);
-    this.size += varintSize(tag(num, LEN)) + n;
+    this.size += varintSize(num << 3) + n;
   }
 
   bytes() {
@@ -104,17 +101,17 @@ class Plan {
     let pos = 0;
     for (const [num, kind, v, n] of this.fields) {
       if (kind === 'u' || kind === 'U') {
-        pos = writeVarint(buf, pos, tag(num, VARINT));
+        pos = writeVarint(buf, pos, (num << 3) | VARINT);
         pos = kind === 'u' ? writeVarint(buf, pos, v) : writeBigVarint(buf, pos, v);
         continue;
       }
-      pos = writeVarint(buf, pos, tag(num, LEN));
+      pos = writeVarint(buf, pos, (num << 3) | LEN);
       pos = writeVarint(buf, pos, n);
       if (kind === 's') {
         pos += buf.write(v, pos, n, 'utf8');
       } else { // Duration { int64 seconds = 1; int32 nanos = 2; }
-        if (v[0] > 0) pos = writeVarint(buf, writeVarint(buf, pos, tag(1, VARINT)), v[0]);
-        if (v[1] > 0) pos = writeVarint(buf, writeVarint(buf, pos, tag(2, VARINT)), v[1]);
+        if (v[0] > 0) pos = writeVarint(buf, writeVarint(buf, pos, (1 << 3) | VARINT), v[0]);
+        if (v[1] > 0) pos = writeVarint(buf, writeVarint(buf, pos, (2 << 3) | VARINT), v[1]);
       }
     }
     return buf;
@@ -227,71 +224,87 @@ class Reader {
   }
 }
 
-/** Duration: seconds 1 (int64), nanos 2 (int32). */
-const DURATION = {
-  [tag(1, VARINT)]: (r, o) => { o.sec = BigInt.asIntN(64, BigInt(r.uint64())); },
-  [tag(2, VARINT)]: (r, o) => { o.ns = Number(BigInt.asIntN(32, BigInt(r.uint64()))); },
-};
-
-/** A Duration message in the form client.js reads ("1.5s", "-0.25s"). */
+/** A Duration message as Connect JSON writes it ("1.5s", "-0.25s"). */
 function durationString(r) {
   const [s, e] = r.span();
-  const { sec = 0n, ns = 0 } = fields(new Reader(r.buf, s, e), DURATION);
+  const d = new Reader(r.buf, s, e);
+  let sec = 0n;
+  let ns = 0;
+  while (d.more()) {
+    const tag = d.varint();
+    if (tag === ((1 << 3) | VARINT)) sec = BigInt.asIntN(64, BigInt(d.uint64()));
+    else if (tag === ((2 << 3) | VARINT)) ns = Number(BigInt.asIntN(32, BigInt(d.uint64())));
+    else d.skip(tag & 7);
+  }
   const neg = sec < 0n || ns < 0;
   const frac = ns === 0 ? '' : `.${String(Math.abs(ns)).padStart(9, '0').replace(/0+$/, '')}`;
   return `${neg ? '-' : ''}${sec < 0n ? -sec : sec}${frac}s`;
 }
 
-/**
- * Reads a message's fields until end into an object: fields maps a tag
- * ((number << 3) | wire type) to a function that reads the value into it;
- * other fields are skipped.
- */
-function fields(r, table) {
+/** Lock: key 1, owner_id 2, fencing_token 3, expires_in 4, waiters 5. */
+function lock(r) {
+  const [s, e] = r.span();
+  const m = new Reader(r.buf, s, e);
   const out = {};
-  while (r.more()) {
-    const t = r.varint();
-    const read = table[t];
-    if (read === undefined) r.skip(t & 7);
-    else read(r, out);
+  while (m.more()) {
+    const tag = m.varint();
+    switch (tag) {
+      case (1 << 3) | LEN: out.key = m.string(); break;
+      case (2 << 3) | LEN: out.ownerId = m.string(); break;
+      case (3 << 3) | VARINT: out.fencingToken = m.uint64(); break;
+      case (4 << 3) | LEN: out.expiresIn = durationString(m); break;
+      case (5 << 3) | VARINT: out.waiters = m.varint() >>> 0; break;
+      default: m.skip(tag & 7);
+    }
   }
   return out;
 }
 
-/** Lock: key 1, owner_id 2, fencing_token 3, expires_in 4, waiters 5. */
-const LOCK = {
-  [tag(1, LEN)]: (r, o) => { o.key = r.string(); },
-  [tag(2, LEN)]: (r, o) => { o.ownerId = r.string(); },
-  [tag(3, VARINT)]: (r, o) => { o.fencingToken = r.uint64(); },
-  [tag(4, LEN)]: (r, o) => { o.expiresIn = durationString(r); },
-  [tag(5, VARINT)]: (r, o) => { o.waiters = r.varint() >>> 0; },
-};
-
-function lock(r) {
-  const [s, e] = r.span();
-  return fields(new Reader(r.buf, s, e), LOCK);
+/** AcquireResponse: fencing_token 1, locks 2, request_id 3. */
+function decodeAcquire(buf) {
+  const r = new Reader(buf);
+  const out = {};
+  while (r.more()) {
+    const tag = r.varint();
+    switch (tag) {
+      case (1 << 3) | VARINT: out.fencingToken = r.uint64(); break;
+      case (2 << 3) | LEN: (out.locks ??= []).push(lock(r)); break;
+      case (3 << 3) | LEN: out.requestId = r.string(); break;
+      default: r.skip(tag & 7);
+    }
+  }
+  return out;
 }
 
-/** AcquireResponse: fencing_token 1, locks 2, request_id 3. */
-const ACQUIRE_RESPONSE = {
-  [tag(1, VARINT)]: (r, o) => { o.fencingToken = r.uint64(); },
-  [tag(2, LEN)]: (r, o) => { (o.locks ??= []).push(lock(r)); },
-  [tag(3, LEN)]: (r, o) => { o.requestId = r.string(); },
-};
-
 /** ReleaseResponse: released 1. */
-const RELEASE_RESPONSE = { [tag(1, VARINT)]: (r, o) => { o.released = r.varint() !== 0; } };
+function decodeRelease(buf) {
+  const r = new Reader(buf);
+  const out = {};
+  while (r.more()) {
+    const tag = r.varint();
+    if (tag === ((1 << 3) | VARINT)) out.released = r.varint() !== 0;
+    else r.skip(tag & 7);
+  }
+  return out;
+}
 
 /** RefreshResponse: locks 1. */
-const REFRESH_RESPONSE = { [tag(1, LEN)]: (r, o) => { (o.locks ??= []).push(lock(r)); } };
-
-const decoder = (table) => (buf) => fields(new Reader(buf), table);
+function decodeRefresh(buf) {
+  const r = new Reader(buf);
+  const out = {};
+  while (r.more()) {
+    const tag = r.varint();
+    if (tag === ((1 << 3) | LEN)) (out.locks ??= []).push(lock(r));
+    else r.skip(tag & 7);
+  }
+  return out;
+}
 
 /** The calls that go as Connect+proto: method -> { encode, decode }. */
 const CODECS = Object.freeze({
-  Acquire: Object.freeze({ encode: encodeAcquire, decode: decoder(ACQUIRE_RESPONSE) }),
-  Release: Object.freeze({ encode: encodeRelease, decode: decoder(RELEASE_RESPONSE) }),
-  Refresh: Object.freeze({ encode: encodeRefresh, decode: decoder(REFRESH_RESPONSE) }),
+  Acquire: Object.freeze({ encode: encodeAcquire, decode: decodeAcquire }),
+  Release: Object.freeze({ encode: encodeRelease, decode: decodeRelease }),
+  Refresh: Object.freeze({ encode: encodeRefresh, decode: decodeRefresh }),
 });
 
 module.exports = { CODECS, parseDuration };
