@@ -42,7 +42,6 @@ const USAGE = `usage: node clients/js/bench/run.js [flags]
   --prefix P           key prefix (default lockbench/<random>/)
   --name N, --target T, --driver D (default js)   copied into the result
   --pids name=pid,...  report these processes' CPU time per pair
-  --encoding E         proto (the client's default) or json: how acquire and release are encoded
   --package DIR        the package to measure (default: this checkout's clients/js), e.g. another revision's
   --json               print the result as JSON on stdout
   --quiet              no progress line`;
@@ -84,7 +83,7 @@ function parseArgs(argv) {
   const o = {
     endpoints: process.env.RAFTLOCK_ENDPOINTS || '127.0.0.1:7070', api: 'provider', callers: 16, keys: 0,
     duration: '10s', warmup: '2s', expire: '1m', wait: 'auto', prefix: '', name: '', target: '', driver: 'js',
-    pids: '', package: '', encoding: '', json: false, quiet: false,
+    pids: '', package: '', json: false, quiet: false,
   };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
@@ -180,9 +179,7 @@ function makeDriver(lib, o, provider, client) {
 
 /** How the package sends its calls: its own HTTP/1.1 pool, or fetch (before it had one). */
 function protocolOf(client) {
-  const t = client.transport;
-  if (!t.pool) return 'connect-json over HTTP/1.1 (fetch)';
-  return `${t.binary ? 'connect-proto (acquire, release, refresh; the rest connect-json)' : 'connect-json'} over HTTP/1.1 (keep-alive connection pool)`;
+  return `connect-json over HTTP/1.1 (${client.transport.pool ? 'keep-alive connection pool' : 'fetch'})`;
 }
 
 function recipe(o) {
@@ -254,9 +251,8 @@ async function main(argv) {
   }
   const lib = require(o.package ? resolve(o.package) : '../index.js');
   const endpoints = o.endpoints.split(',').map((e) => e.trim()).filter(Boolean);
-  const opts = o.encoding ? { endpoints, encoding: o.encoding } : { endpoints };
-  const provider = o.api === 'client' ? null : new lib.RaftlockLockingProvider(opts);
-  const client = provider?.client ?? new lib.RaftlockClient(opts);
+  const provider = o.api === 'client' ? null : new lib.RaftlockLockingProvider({ endpoints });
+  const client = provider?.client ?? new lib.RaftlockClient({ endpoints });
   try {
     await waitReady(client, 30000);
     const res = await run({

@@ -8,7 +8,6 @@ const { Transport } = require('./transport.js');
 const { KeyOrder, Kind } = require('./order.js');
 const { tlsAgentOptions } = require('./tls.js');
 const { runWithFence } = require('./fence.js');
-const { CODECS } = require('./proto.js');
 
 const LOCK = '/raftlock.v1.LockService/';
 
@@ -76,7 +75,7 @@ class RaftlockClient {
     const why = [o.tls !== undefined && 'the tls option', o.token !== undefined && 'a token (a bearer secret)'].filter(Boolean).join(' and ');
     this.transport = new Transport({
       endpoints: o.endpoints, requestTimeout: o.requestTimeout, retryTimeout: o.retryTimeout,
-      fetch: o.fetch, tls, headers, encoding: o.encoding, https: why !== '', httpsWhy: why, hasToken: o.token !== undefined,
+      fetch: o.fetch, tls, headers, https: why !== '', httpsWhy: why, hasToken: o.token !== undefined,
     });
     this.leases = new Set();
     if (o.ordered !== undefined && typeof o.ordered !== 'boolean') throw new TypeError('raftlock: ordered must be a boolean');
@@ -128,7 +127,7 @@ class RaftlockClient {
   }
 
   async #call(method, body, o) {
-    const { msg } = await this.transport.call(LOCK + method, body, { ...o, codec: CODECS[method] });
+    const { msg } = await this.transport.call(LOCK + method, body, o);
     return msg;
   }
 

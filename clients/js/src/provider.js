@@ -13,7 +13,7 @@ const IDENTIFIER = 'locking-raftlock';
 const CLIENT_KEY = 'raftlockLockingClient';
 
 /** The options a provider entry may carry (every other name is refused). */
-const OPTION_NAMES = Object.freeze(['endpoints', 'namespace', 'token', 'tls', 'requestTimeout', 'retryTimeout', 'encoding', 'fetch', 'headers']);
+const OPTION_NAMES = Object.freeze(['endpoints', 'namespace', 'token', 'tls', 'requestTimeout', 'retryTimeout', 'fetch', 'headers']);
 
 /**
  * The client options for a provider's own options, with the environment as

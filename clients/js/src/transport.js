@@ -1,8 +1,7 @@
-// The Connect unary protocol over HTTP/1.1 (http1.js, or a fetch the
+// The Connect unary JSON protocol over HTTP/1.1 (http1.js, or a fetch the
 // caller gives), with several endpoints, leader redirection and retries.
 //
-// One call is one POST /<service>/<method> with a JSON body, or for
-// Acquire, Release and Refresh through the pool a protobuf body (proto.js). A call that
+// One call is one POST /<service>/<method> with a JSON body. A call that
 // fails with `unavailable`, a network error or an attempt timeout is sent
 // again (to the leader the last answer named, else the next endpoint) with
 // the very same body, so a request id in it makes the retry exactly-once on
@@ -94,15 +93,13 @@ class Transport {
    * @param {typeof fetch} [o.fetch] send through this instead of http1.js
    * @param {object} [o.tls] node:tls options for https endpoints (http1.js)
    * @param {Record<string,string>} [o.headers]
-   * @param {'proto'|'json'} [o.encoding] how the calls that have a
-   *   codec (proto.js) go through the pool; through a fetch, always JSON
    * @param {boolean} [o.https] bare host:port endpoints are https, and
    *   http:// endpoints are refused (TLS options or a token were given)
    * @param {string} [o.httpsWhy] the option that asks for https, for the error
    * @param {boolean} [o.hasToken] a bearer token is sent (for the hint on
    *   an unauthenticated answer)
    */
-  constructor({ endpoints, requestTimeout, retryTimeout, fetch: f, tls, headers, encoding = 'proto', https = false, httpsWhy = '', hasToken = false }) {
+  constructor({ endpoints, requestTimeout, retryTimeout, fetch: f, tls, headers, https = false, httpsWhy = '', hasToken = false }) {
     if (!Array.isArray(endpoints) || endpoints.length === 0) {
       throw new TypeError('raftlock: endpoints must be a non-empty array');
     }
@@ -119,8 +116,6 @@ class Transport {
     // keep-alive HTTP/1.1 connections (http1.js).
     this.fetch = f ?? null;
     this.pool = f ? null : new Pool({ headers: headerBlock(this.headers), tls });
-    if (encoding !== 'proto' && encoding !== 'json') throw new TypeError(`raftlock: encoding must be "proto" or "json", not ${JSON.stringify(encoding)}`);
-    this.binary = encoding === 'proto' && this.pool !== null;
     this.leader = null; // base URL of the leader the last answer named
     this.hint = null; // the raftlock-leader value (with the scheme) hintBase came from
     this.hintBase = null;
@@ -154,22 +149,12 @@ class Transport {
    * @param {(attempt: number) => void} [o.onAttempt] called before each
    *   attempt (0 for the first)
    * @param {boolean} [o.cleanup] not aborted by close()
-   * @param {{encode: (body: object) => Uint8Array | null, decode: (b: Uint8Array) => object}} [o.codec]
-   *   the call's Connect+proto encoding (proto.js), used through the pool
    * @returns {Promise<{msg: object, attempts: number}>}
    */
   async call(path, body, o = {}) {
     const extra = o.extraTime ?? 0;
     const giveUpAt = Date.now() + this.retryTimeout + extra;
-    // The hot calls go as Connect+proto through the pool (proto.js) when
-    // their strings have a UTF-8 form; the rest, and every call through a
-    // fetch of the caller's, as Connect JSON.
-    let req = null;
-    if (o.codec !== undefined && this.binary) {
-      const bin = o.codec.encode(body);
-      if (bin !== null) req = { payload: bin, contentType: 'application/proto', decode: o.codec.decode };
-    }
-    req ??= { payload: JSON.stringify(body), contentType: 'application/json', decode: null };
+    const payload = JSON.stringify(body);
     const signal = o.signal;
     if (signal?.aborted) throw signal.reason;
     // Cleanup calls (releasing what an execute held) still go out after
@@ -180,14 +165,14 @@ class Transport {
     signal?.addEventListener('abort', onAbort, { once: true });
     if (!o.cleanup) this.inflight.add(ctl);
     try {
-      return await this.#attempts(path, req, o, extra, giveUpAt, ctl);
+      return await this.#attempts(path, payload, o, extra, giveUpAt, ctl);
     } finally {
       signal?.removeEventListener('abort', onAbort);
       this.inflight.delete(ctl);
     }
   }
 
-  async #attempts(path, req, o, extra, giveUpAt, ctl) {
+  async #attempts(path, payload, o, extra, giveUpAt, ctl) {
     let last;
     for (let attempt = 0; ; attempt++) {
       if (ctl.aborted) throw ctl.reason;
@@ -197,8 +182,8 @@ class Transport {
       let ans;
       try {
         ans = this.pool !== null
-          ? await this.pool.request(base, path, req.contentType, req.payload, timeout, ctl)
-          : await this.#viaFetch(base + path, req.payload, timeout, ctl);
+          ? await this.pool.request(base, path, 'application/json', payload, timeout, ctl)
+          : await this.#viaFetch(base + path, payload, timeout, ctl);
       } catch (e) {
         if (ctl.aborted) throw ctl.reason;
         // An attempt cut short by the end of the retry budget says less
@@ -215,23 +200,15 @@ class Transport {
       }
       this.learnLeader(ans.headers[LEADER_HEADER], base);
       const { status } = ans;
+      const text = ans.body.toString('utf8');
       if (status >= 200 && status < 300) {
-        if (req.decode !== null && (ans.headers['content-type'] ?? '').startsWith('application/proto')) {
-          try {
-            return { msg: req.decode(ans.body), attempts: attempt + 1 };
-          } catch (e) {
-            throw new RaftlockError(Code.Internal, `${base}: answer is not a valid ${path.slice(path.lastIndexOf('/') + 1)}Response: ${describe(e)}`, { cause: e });
-          }
-        }
-        const text = ans.body.toString('utf8');
         try {
           return { msg: text === '' ? {} : JSON.parse(text), attempts: attempt + 1 };
         } catch (e) {
           throw new RaftlockError(Code.Internal, `${base}: answer is not JSON: ${describe(e)}`, { cause: e });
         }
       }
-      // Connect errors are JSON whatever the call's encoding.
-      const err = decodeError(status, ans.body.toString('utf8'));
+      const err = decodeError(status, text);
       if (err.code === Code.Unauthenticated && !this.hasToken) {
         err.message += ' (this client sends no token: set the token option)';
       }

@@ -100,14 +100,8 @@ export interface ClientOptions {
   /** Prefix added to every key on the wire and removed from keys in answers. Default "". */
   namespace?: string;
   /**
-   * How Acquire, Release and Refresh are encoded: "proto" (Connect+proto,
-   * the default: the node decodes it for a tenth of the CPU of JSON) or
-   * "json". Every other call, and every call through a fetch, is JSON.
-   */
-  encoding?: 'proto' | 'json';
-  /**
-   * A fetch to send every call through (Connect JSON), instead of the
-   * client's own keep-alive HTTP/1.1 connections. Not combinable with tls.
+   * A fetch to send every call through, instead of the client's own
+   * keep-alive HTTP/1.1 connections. Not combinable with tls.
    */
   fetch?: FetchLike;
   /** Extra request headers (e.g. authorization for a proxy in front of the nodes). */
@@ -303,7 +297,7 @@ export declare class NoRowError extends Error {
  * either the app does not boot. Any other option name is refused.
  */
 export type RaftlockProviderOptions = Pick<ClientOptions,
-  'endpoints' | 'namespace' | 'token' | 'tls' | 'requestTimeout' | 'retryTimeout' | 'encoding' | 'fetch' | 'headers'>;
+  'endpoints' | 'namespace' | 'token' | 'tls' | 'requestTimeout' | 'retryTimeout' | 'fetch' | 'headers'>;
 
 /** What the framework hands a provider's loader (ProviderLoaderOptions of packages/core/types/src/modules-sdk/module-provider.ts). */
 export interface ProviderLoaderArgs {
