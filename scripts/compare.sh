@@ -16,10 +16,11 @@
 # Settings (environment):
 #   COMPARE_ROUNDS    rounds, each running every workload once per driver (default 3)
 #   COMPARE_DURATION  measured time per run (default 10s); COMPARE_WARMUP (default 2s)
-#   COMPARE_DRIVERS   drivers in the order of the first round (default "raftlock etcd etcd_leader"):
+#   COMPARE_DRIVERS   drivers in the order of the first round (default "raftlock etcd etcd_leader js"):
 #                     etcd_leader is etcd with its client given only the member leading when each run
-#                     starts (etcd's client spreads calls over all it is given; raftlock's goes to the leader)
-#   COMPARE_BASELINE  the driver the ratios divide by (default etcd)
+#                     starts (etcd's client spreads calls over all it is given; raftlock's goes to the leader);
+#                     js is the JavaScript provider on the raftlock cluster (clients/js/bench, needs node)
+#   COMPARE_BASELINE  the driver the ratios divide by (default etcd, or the first driver when etcd is not run)
 #   COMPARE_ONLY      run only the workloads whose name contains this text
 #   COMPARE_PROTOCOL  the raftlock client's protocol (default grpc, the client's default)
 #   COMPARE_ETCD_TTL  session TTL of each etcd caller, seconds (default 60, as raftlock's expire of 1m)
@@ -34,8 +35,9 @@ cd "$(dirname "$0")/.."
 rounds=${COMPARE_ROUNDS:-3}
 duration=${COMPARE_DURATION:-10s}
 warmup=${COMPARE_WARMUP:-2s}
-read -r -a drivers <<<"${COMPARE_DRIVERS:-raftlock etcd etcd_leader}"
+read -r -a drivers <<<"${COMPARE_DRIVERS:-raftlock etcd etcd_leader js}"
 baseline=${COMPARE_BASELINE:-etcd}
+case " ${drivers[*]} " in *" $baseline "*) ;; *) [ -n "${COMPARE_BASELINE:-}" ] || baseline=${drivers[0]} ;; esac
 protocol=${COMPARE_PROTOCOL:-grpc}
 ttl=${COMPARE_ETCD_TTL:-60}
 base=${COMPARE_PORT:-7200}
@@ -57,9 +59,7 @@ workloads=(
 #   <name>_run NAME TARGET FLAGS  one run of a workload: print one loadgen Result as JSON on stdout, with
 #                                 "driver": "<name>"; FLAGS are --callers C [--keys K --wait W]
 #   <name>_stop                   stop what <name>_start started; called on exit, whatever happens
-# Every run gets --duration, --warmup and --pids from common_flags. A driver
-# for the JavaScript provider is: js_start() { raftlock_start; }, js_run()
-# calling its load tool with the same flags, js_stop() { raftlock_stop; }.
+# Every run gets --duration, --warmup and --pids from common_flags.
 
 common_flags() { echo "--duration $duration --warmup $warmup --json --quiet"; }
 
@@ -82,6 +82,25 @@ raftlock_run() {
     --name "$name" --target "$target" --pids "$(bench_pids)" $(common_flags) "$@"
 }
 raftlock_stop() { [ -z "$raftlock_started" ] || { scripts/cluster.sh stop; raftlock_started=; }; }
+
+# js: the JavaScript provider on the same raftlock cluster, every caller in
+# one Node.js process (clients/js/bench/run.js, jsbench: the same loop and
+# result as lockbench's, through RaftlockLockingProvider.acquire/release).
+js_start() { command -v node >/dev/null || { echo "the js driver needs node (Node.js 20)" >&2; return 1; }; raftlock_start; }
+js_run() {
+  local name=$1 target=$2
+  shift 2
+  # The targets are raftlock's against etcd; the provider's are against the Go client (issue 21).
+  : "$target"
+  case "$name" in
+    *"own key"*) target="pairs/s >= 0.8x raftlock's (the Go client); acquire p50 <= raftlock's + 0.2 ms" ;;
+    *) target="" ;;
+  esac
+  # shellcheck disable=SC2046 # common_flags are words
+  node clients/js/bench/run.js --endpoints "$(bench_endpoints)" --driver js --name "$name" --target "$target" \
+    --pids "$(bench_pids)" $(common_flags) "$@"
+}
+js_stop() { raftlock_stop; }
 
 # etcd: 3 members e1-e3, clients on base+11..+13, peers on base+21..+23.
 etcd_dir=$dir/etcd
@@ -187,7 +206,7 @@ for d in "${drivers[@]}"; do
 done
 mkdir -p "$out"
 bench_build
-(cd bench/etcd && CGO_ENABLED=0 ${GO:-go} build -o ../../bin/bench/etcdbench .)
+case " ${drivers[*]} " in *" etcd"*) (cd bench/etcd && CGO_ENABLED=0 ${GO:-go} build -o ../../bin/bench/etcdbench .) ;; esac
 rm -rf "$dir"
 mkdir -p "$dir"
 stop_all() {
@@ -217,6 +236,8 @@ for r in $(seq "$rounds"); do
   done
 done
 cp "$raw" "$out/compare.json"
-bin/bench/lockbench compare --baseline "$baseline" --drivers "${drivers[*]}" --command "$command" \
+versus=
+case " ${drivers[*]} " in *" js "*) case " ${drivers[*]} " in *" raftlock "*) versus=js=raftlock ;; esac ;; esac
+bin/bench/lockbench compare --baseline "$baseline" --drivers "${drivers[*]}" --versus "$versus" --command "$command" \
   --out "$out/compare.md" --plot "$out/compare.png" "$out/compare.json"
 cat "$out/compare.md"

@@ -16,7 +16,7 @@ import (
 // driver the median of the rounds, and the ratios to the baseline driver
 // round by round; how each driver ran; every run; the machine. With --plot
 // it also draws each driver's median acquire curve per workload (the
-// baseline dashed, the first driver solid, others dotted). Every workload must have at least one run of every
+// baseline dashed, the first other driver solid, others dotted). Every workload must have at least one run of every
 // driver.
 func compareCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("lockbench compare", flag.ContinueOnError)
@@ -25,7 +25,12 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 	command := fs.String("command", "make compare", "the command that produced the results, for the report")
 	baseline := fs.String("baseline", "etcd", "the driver the ratios divide by")
 	drivers := fs.String("drivers", "", "the drivers in the order of the report, space- or comma-separated (default: as they first appear)")
+	versus := fs.String("versus", "", "also set drivers against drivers other than the baseline: d=other,... (e.g. js=raftlock: the JavaScript provider against the Go client)")
 	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	pairs, err := parseVersus(*versus)
+	if err != nil {
 		return err
 	}
 	runs, err := readRunFiles(fs.Args())
@@ -36,6 +41,14 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, p := range pairs {
+		for _, d := range p {
+			if !slices.Contains(cmp.drivers, d) {
+				return usagef("--versus: %q is not among the drivers %v", d, cmp.drivers)
+			}
+		}
+	}
+	cmp.versus = pairs
 	var sb strings.Builder
 	cmp.write(&sb, *command, *plot)
 	if *plot != "" {
@@ -57,6 +70,20 @@ type comparison struct {
 	baseline  string
 	cells     map[[2]string]*group // {workload, driver}
 	all       []*Result
+	versus    [][2]string // {driver, other}: headlines against a driver other than the baseline
+}
+
+// parseVersus reads --versus: "d=other,...".
+func parseVersus(s string) ([][2]string, error) {
+	var out [][2]string
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' }) {
+		d, other, ok := strings.Cut(part, "=")
+		if !ok || d == "" || other == "" || d == other {
+			return nil, usagef("--versus %q: want driver=other driver", part)
+		}
+		out = append(out, [2]string{d, other})
+	}
+	return out, nil
 }
 
 // driverOf is a run's driver; results from before drivers existed are
@@ -102,19 +129,30 @@ func (c *comparison) cell(w, d string) *group { return c.cells[[2]string{w, d}] 
 // ratio formats, over the rounds, f of the driver's i-th run divided by f
 // of the baseline's i-th run: the median and the range.
 func (c *comparison) ratio(w, d string, f func(*Result) float64) string {
-	a, b := c.cell(w, d).runs, c.cell(w, c.baseline).runs
-	n := min(len(a), len(b))
+	return c.ratioTo(w, d, c.baseline, f)
+}
+
+// ratioTo is ratio against driver b.
+func (c *comparison) ratioTo(w, d, b string, f func(*Result) float64) string {
+	return c.perRound(w, d, b, func(x, y float64) (float64, bool) { return x / y, y > 0 }, f, func(v float64) string { return fmt.Sprintf("%.2f", v) })
+}
+
+// perRound formats, over the rounds, op(f of d's i-th run, f of b's i-th
+// run): the median and the range; op says when a round has no value.
+func (c *comparison) perRound(w, d, b string, op func(x, y float64) (float64, bool), f func(*Result) float64, format func(float64) string) string {
+	a, bs := c.cell(w, d).runs, c.cell(w, b).runs
+	n := min(len(a), len(bs))
 	rs := make([]*Result, 0, n)
 	for i := range n {
-		if den := f(b[i]); den > 0 {
-			rs = append(rs, &Result{PairsPerSec: f(a[i]) / den})
+		if v, ok := op(f(a[i]), f(bs[i])); ok {
+			rs = append(rs, &Result{PairsPerSec: v})
 		}
 	}
 	if len(rs) == 0 {
 		return "–"
 	}
 	g := &group{runs: rs}
-	return g.spread(func(r *Result) float64 { return r.PairsPerSec }, func(v float64) string { return fmt.Sprintf("%.2f", v) })
+	return g.spread(func(r *Result) float64 { return r.PairsPerSec }, format)
 }
 
 func (c *comparison) write(w *strings.Builder, command, plot string) {
@@ -135,9 +173,13 @@ func (c *comparison) write(w *strings.Builder, command, plot string) {
 		command, first.Format("2006-01-02"), first.Format("15:04"), last.Format("15:04"), rounds,
 		c.all[0].WarmupSec, c.all[0].DurationSec, c.baseline)
 	for _, d := range c.drivers {
-		if d != c.baseline {
+		// A driver set against the baseline by --versus gets that (longer) table instead.
+		if d != c.baseline && !slices.Contains(c.versus, [2]string{d, c.baseline}) {
 			c.headline(w, d)
 		}
+	}
+	for _, p := range c.versus {
+		c.headlineVersus(w, p[0], p[1])
 	}
 	fmt.Fprintf(w, "## Every driver\n\n")
 	fmt.Fprintf(w, "| workload | driver | pairs/s | pairs/s ÷ %s | acquire p50 ms | p50 ÷ %s | acquire p99 ms | p99 ÷ %s | release p50 ms | server CPU µs/pair: all members (leader) | errors |\n",
@@ -162,7 +204,7 @@ func (c *comparison) write(w *strings.Builder, command, plot string) {
 	}
 	if plot != "" {
 		fmt.Fprintf(w, "\n![acquire latency by percentile: one colour per workload; %s dashed, %s solid, others dotted](%s)\n",
-			c.baseline, c.drivers[0], plotRef(plot))
+			c.baseline, c.lead(), plotRef(plot))
 	}
 
 	fmt.Fprintf(w, "\n## The drivers, exactly as run\n\n")
@@ -229,6 +271,28 @@ func (c *comparison) headline(w *strings.Builder, d string) {
 	fmt.Fprintf(w, "\n")
 }
 
+// headlineVersus is the short table of driver d against driver b (not the
+// baseline): the ratio of pairs/s and the difference of acquire p50, both
+// taken within each round, then the median and range over the rounds.
+func (c *comparison) headlineVersus(w *strings.Builder, d, b string) {
+	fmt.Fprintf(w, "## %s against %s\n\n", d, b)
+	fmt.Fprintf(w, "| workload | %s pairs/s | %s pairs/s | ratio | acquire p50 ms %s / %s | p50 − %s ms | acquire p99 ms %s / %s | target |\n", d, b, d, b, b, d, b)
+	fmt.Fprintf(w, "| --- | ---: | ---: | ---: | --- | ---: | --- | --- |\n")
+	pairs := func(r *Result) float64 { return r.PairsPerSec }
+	p50 := func(r *Result) float64 { return r.Acquire.P50 }
+	p99 := func(r *Result) float64 { return r.Acquire.P99 }
+	diff := func(x, y float64) (float64, bool) { return x - y, true }
+	for _, wl := range c.workloads {
+		g, base := c.cell(wl, d), c.cell(wl, b)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s | %s | %s / %s | %s |\n", wl,
+			fmtCount(g.medianOf(pairs)), fmtCount(base.medianOf(pairs)), c.ratioTo(wl, d, b, pairs),
+			fmtMs(g.medianOf(p50)), fmtMs(base.medianOf(p50)),
+			c.perRound(wl, d, b, diff, p50, func(v float64) string { return fmt.Sprintf("%+.2f", v) }),
+			fmtMs(g.medianOf(p99)), fmtMs(base.medianOf(p99)), orDash(g.runs[0].Target))
+	}
+	fmt.Fprintf(w, "\n")
+}
+
 // waits lists the wait timeouts a driver's runs used, per workload.
 func (c *comparison) waits(d string) string {
 	parts := make([]string, len(c.workloads))
@@ -238,8 +302,19 @@ func (c *comparison) waits(d string) string {
 	return strings.Join(parts, "; ")
 }
 
+// lead is the driver the plot draws solid: the first that is not the
+// baseline.
+func (c *comparison) lead() string {
+	for _, d := range c.drivers {
+		if d != c.baseline {
+			return d
+		}
+	}
+	return c.baseline
+}
+
 // series is the plot's lines: one colour per workload; the baseline
-// dashed, the first driver solid, any other dotted.
+// dashed, the first other driver solid, any other dotted.
 func (c *comparison) series() []plotSeries {
 	var out []plotSeries
 	for i, wl := range c.workloads {
@@ -249,7 +324,7 @@ func (c *comparison) series() []plotSeries {
 			switch d {
 			case c.baseline:
 				st = dashed
-			case c.drivers[0]:
+			case c.lead():
 				st = solid
 			}
 			out = append(out, plotSeries{name: g.name, curve: g.median().AcquireCurve, color: i, stroke: st})

@@ -6,7 +6,7 @@ const { randomUUID } = require('node:crypto');
 const { Code, LockLostError, RaftlockError, TIMED_OUT_MESSAGE, busyMessage } = require('./errors.js');
 const { Transport } = require('./transport.js');
 const { KeyOrder, Kind } = require('./order.js');
-const { httpsFetch, tlsAgentOptions } = require('./tls.js');
+const { tlsAgentOptions } = require('./tls.js');
 const { runWithFence } = require('./fence.js');
 
 const LOCK = '/raftlock.v1.LockService/';
@@ -65,18 +65,17 @@ class RaftlockClient {
       }
       headers.authorization = `Bearer ${o.token.trim()}`;
     }
-    let f = o.fetch;
+    let tls;
     if (o.tls !== undefined) {
-      if (f !== undefined) throw new TypeError('raftlock: give tls or fetch, not both (a custom fetch brings its own TLS)');
-      f = httpsFetch(tlsAgentOptions(o.tls));
-      this.ownFetch = f;
+      if (o.fetch !== undefined) throw new TypeError('raftlock: give tls or fetch, not both (a custom fetch brings its own TLS)');
+      tls = tlsAgentOptions(o.tls);
       // The default endpoint, over TLS.
       if (options.endpoints === undefined) o.endpoints = ['127.0.0.1:7070'];
     }
     const why = [o.tls !== undefined && 'the tls option', o.token !== undefined && 'a token (a bearer secret)'].filter(Boolean).join(' and ');
     this.transport = new Transport({
       endpoints: o.endpoints, requestTimeout: o.requestTimeout, retryTimeout: o.retryTimeout,
-      fetch: f, headers, https: why !== '', httpsWhy: why, hasToken: o.token !== undefined,
+      fetch: o.fetch, tls, headers, https: why !== '', httpsWhy: why, hasToken: o.token !== undefined,
     });
     this.leases = new Set();
     if (o.ordered !== undefined && typeof o.ordered !== 'boolean') throw new TypeError('raftlock: ordered must be a boolean');
@@ -346,7 +345,8 @@ class RaftlockClient {
     } finally {
       lease.stop();
       this.leases.delete(lease);
-      await this.release(keys, { ownerId, [CLEANUP]: true, signal: AbortSignal.timeout(this.transport.retryTimeout) }).catch(() => {});
+      // Bounded by the transport's retry budget (retryTimeout): no signal needed.
+      await this.release(keys, { ownerId, [CLEANUP]: true }).catch(() => {});
     }
   }
 
@@ -369,7 +369,7 @@ class RaftlockClient {
     this.transport.close();
     const signal = AbortSignal.timeout(this.transport.requestTimeout);
     this.closing = Promise.allSettled(leases.map((l) => this.release(l.keys, { ownerId: l.ownerId, signal, [CLEANUP]: true })))
-      .then(() => { this.ownFetch?.close(); });
+      .then(() => { this.transport.closeConnections(); });
     return this.closing;
   }
 }
@@ -398,12 +398,14 @@ class Lease {
     this.validUntil = expire > 0 ? sentAt + this.expireMs - this.marginMs : Infinity;
     this.ac = new AbortController();
     this.signal = this.ac.signal;
-    this.halt = new AbortController(); // ends renewal: on stop and on loss
+    this.halt = null; // ends a refresh in flight, on stop and on loss (made with the first refresh)
     this.stopped = false;
     this.lost = null;
+    // One timer at a time: until the next refresh, or (while a refresh is
+    // in flight) until the lease runs out.
     this.timer = null;
-    this.parent = parent;
-    this.onParentAbort = () => this.lose(new LockLostError(`Lost the lock on ${describeKeys(keys)}: execute aborted by the caller`, { cause: parent.reason }));
+    this.parent = parent ?? null;
+    this.onParentAbort = parent ? () => this.lose(new LockLostError(`Lost the lock on ${describeKeys(keys)}: execute aborted by the caller`, { cause: parent.reason })) : null;
   }
 
   /**
@@ -418,35 +420,39 @@ class Lease {
       if (this.validUntil - performance.now() < (2 * this.expireMs) / 3) {
         await this.renewOnce(true);
       }
-      if (!this.lost) {
-        this.armTimer();
-        this.loop();
-      }
+      if (!this.lost) this.next(performance.now() + this.expireMs / 3);
     }
     if (this.lost) throw this.lost;
   }
 
-  armTimer() {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.lose(new LockLostError(
-      `Lost the lock on ${describeKeys(this.keys)}: no refresh succeeded within its lease, it may have expired`)),
-    Math.max(0, this.validUntil - performance.now()));
+  /**
+   * Schedules the next refresh at time at, or the loss of the lease if it
+   * runs out first (a refresh that failed without a refusal is tried again
+   * a period later, while the lease lasts).
+   */
+  next(at) {
+    const when = Math.min(at, this.validUntil);
+    this.timer = setTimeout(() => this.tick(), Math.max(0, when - performance.now()));
   }
 
-  async loop() {
-    const period = this.expireMs / 3;
-    let last = performance.now();
-    for (;;) {
-      try {
-        await sleep(Math.max(0, last + period - performance.now()), this.halt.signal);
-      } catch {
-        return;
-      }
-      last = performance.now();
-      await this.renewOnce(false);
-      if (this.halt.signal.aborted) return;
-      this.armTimer();
+  tick() {
+    this.timer = null;
+    if (this.stopped || this.lost) return;
+    const started = performance.now();
+    if (started >= this.validUntil) {
+      this.expired();
+      return;
     }
+    this.timer = setTimeout(() => this.expired(), this.validUntil - started);
+    this.renewOnce(false).then(() => {
+      if (this.stopped || this.lost) return;
+      clearTimeout(this.timer);
+      this.next(started + this.expireMs / 3);
+    });
+  }
+
+  expired() {
+    this.lose(new LockLostError(`Lost the lock on ${describeKeys(this.keys)}: no refresh succeeded within its lease, it may have expired`));
   }
 
   /**
@@ -456,12 +462,13 @@ class Lease {
   async renewOnce(late) {
     const sentAt = performance.now();
     const budget = Math.ceil(late ? this.client.transport.requestTimeout : Math.max(1, this.validUntil - sentAt));
+    this.halt ??= new AbortController();
     const signal = AbortSignal.any([this.halt.signal, AbortSignal.timeout(budget)]);
     try {
       await this.client.refresh(this.keys, { ownerId: this.ownerId, expire: this.expireMs / 1000, signal });
-      if (!this.halt.signal.aborted) this.validUntil = sentAt + this.expireMs - this.marginMs;
+      if (!this.stopped && !this.lost) this.validUntil = sentAt + this.expireMs - this.marginMs;
     } catch (e) {
-      if (this.halt.signal.aborted) return;
+      if (this.stopped || this.lost) return;
       if (late || (e instanceof RaftlockError && e.code === Code.FailedPrecondition)) {
         this.lose(new LockLostError(`Lost the lock on ${describeKeys(this.keys)}: the refresh was refused: ${e?.message ?? e}`, { cause: e }));
       }
@@ -473,7 +480,7 @@ class Lease {
     if (this.lost || this.stopped) return;
     this.lost = err;
     clearTimeout(this.timer);
-    this.halt.abort(err);
+    this.halt?.abort(err);
     this.ac.abort(err);
   }
 
@@ -482,16 +489,12 @@ class Lease {
     this.stopped = true;
     clearTimeout(this.timer);
     this.parent?.removeEventListener('abort', this.onParentAbort);
-    if (!this.halt.signal.aborted) this.halt.abort(new Error('lease stopped'));
+    this.halt?.abort(LEASE_STOPPED);
   }
 }
 
-const sleep = (ms, signal) => new Promise((resolve, reject) => {
-  if (signal.aborted) return reject(signal.reason);
-  const onAbort = () => { clearTimeout(t); reject(signal.reason); };
-  const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
-  signal.addEventListener('abort', onAbort, { once: true });
-});
+/** Why a refresh in flight was aborted when its execute ended (one value: no stack trace per execute). */
+const LEASE_STOPPED = Object.freeze(new Error('lease stopped'));
 
 function describeKeys(keys) {
   const list = listOf(keys);

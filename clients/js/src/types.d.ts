@@ -84,7 +84,7 @@ export interface ClientOptions {
   endpoints?: string[] | string;
   /**
    * Speak TLS, trusting this CA (and presenting a client certificate if
-   * given). Calls go through node:https; not combinable with fetch.
+   * given), on the client's own connections (node:tls); not combinable with fetch.
    */
   tls?: TLSOptions;
   /**
@@ -99,7 +99,10 @@ export interface ClientOptions {
   retryTimeout?: number;
   /** Prefix added to every key on the wire and removed from keys in answers. Default "". */
   namespace?: string;
-  /** fetch implementation. Default globalThis.fetch (with tls: node:https). */
+  /**
+   * A fetch to send every call through, instead of the client's own
+   * keep-alive HTTP/1.1 connections. Not combinable with tls.
+   */
   fetch?: FetchLike;
   /** Extra request headers (e.g. authorization for a proxy in front of the nodes). */
   headers?: Record<string, string>;

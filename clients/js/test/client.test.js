@@ -167,4 +167,12 @@ describe('client', () => {
     await assert.rejects(client.acquire(''), { code: 'invalid_argument', message: /keys\[0\]/ });
     await assert.rejects(client.acquire('x', { expire: -1 }), { code: 'invalid_argument' });
   }));
+
+  // The client's own connections write headers by hand: a header it sets
+  // itself, a bad name or a line break in a value is refused up front.
+  it('refuses headers it cannot send', () => {
+    assert.throws(() => new RaftlockClient({ headers: { 'Content-Type': 'text/plain' } }), /Content-Type is set by the client/);
+    assert.throws(() => new RaftlockClient({ headers: { 'x y': '1' } }), /"x y" is not a header name/);
+    assert.throws(() => new RaftlockClient({ headers: { 'x-a': 'b\r\nhost: evil' } }), /the value of x-a holds a line break/);
+  });
 });

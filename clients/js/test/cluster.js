@@ -13,7 +13,8 @@ import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, closeSync, wri
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { httpsFetch, tlsAgentOptions } from '../src/tls.js';
+import { tlsAgentOptions } from '../src/tls.js';
+import { httpsFetch } from './https-fetch.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const live = new Set();
