@@ -174,7 +174,7 @@ class RaftlockClient {
       let retried = false;
       try {
         const msg = await this.#call('Acquire', body, {
-          signal: o.signal, extraTime: leftMs, onAttempt: (a) => { retried = a > 0; },
+          signal: o.signal, extraTime: leftMs, tries: true, onAttempt: (a) => { retried = a > 0; },
         });
         return {
           fencingToken: BigInt(msg.fencingToken ?? 0),

@@ -83,11 +83,12 @@ class Pool {
    * @param {string | Uint8Array} body
    * @param {number} timeoutMs
    * @param {{cancel: ((reason: unknown) => void) | null}} ctl
+   * @param {string} [extra] header lines of this request alone ("name: value\r\n")
    */
-  request(base, path, contentType, body, timeoutMs, ctl) {
+  request(base, path, contentType, body, timeoutMs, ctl, extra = '') {
     let o = this.origins.get(base);
     if (o === undefined) this.origins.set(base, (o = parseOrigin(base)));
-    const head = `POST ${o.prefix}${path} HTTP/1.1\r\nhost: ${o.hostHeader}\r\ncontent-type: ${contentType}\r\n${this.headers}`
+    const head = `POST ${o.prefix}${path} HTTP/1.1\r\nhost: ${o.hostHeader}\r\ncontent-type: ${contentType}\r\n${this.headers}${extra}`
       + `content-length: ${typeof body === 'string' ? Buffer.byteLength(body) : body.length}\r\n\r\n`;
     // One write, so one segment on the wire for a small call.
     const data = typeof body === 'string' ? head + body : Buffer.concat([Buffer.from(head, 'latin1'), body]);

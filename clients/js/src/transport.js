@@ -42,7 +42,7 @@ function headerBlock(headers) {
   let block = 'connect-protocol-version: 1\r\n';
   for (const [k, v] of Object.entries(headers)) {
     if (!HEADER_NAME.test(k)) throw new TypeError(`raftlock: headers: ${JSON.stringify(k)} is not a header name`);
-    if (/^(host|content-length|content-type|connect-protocol-version|transfer-encoding|connection)$/i.test(k)) {
+    if (/^(host|content-length|content-type|connect-protocol-version|transfer-encoding|connection|raftlock-attempt)$/i.test(k)) {
       throw new TypeError(`raftlock: headers: ${k} is set by the client`);
     }
     const value = String(v);
@@ -149,6 +149,10 @@ class Transport {
    * @param {(attempt: number) => void} [o.onAttempt] called before each
    *   attempt (0 for the first)
    * @param {boolean} [o.cleanup] not aborted by close()
+   * @param {boolean} [o.tries] say which try of the request this attempt is
+   *   (the Raftlock-Attempt header, 1 for the first): a node that took an
+   *   earlier try, and later sees it abandoned, then cannot take back what a
+   *   later try was granted (Acquire)
    * @returns {Promise<{msg: object, attempts: number}>}
    */
   async call(path, body, o = {}) {
@@ -179,11 +183,12 @@ class Transport {
       const base = this.leader ?? this.endpoints[this.cursor % this.endpoints.length];
       o.onAttempt?.(attempt);
       const timeout = Math.ceil(Math.max(1, Math.min(this.requestTimeout + extra, giveUpAt - Date.now())));
+      const tryHeader = o.tries ? String(Math.min(attempt + 1, 255)) : '';
       let ans;
       try {
         ans = this.pool !== null
-          ? await this.pool.request(base, path, 'application/json', payload, timeout, ctl)
-          : await this.#viaFetch(base + path, payload, timeout, ctl);
+          ? await this.pool.request(base, path, 'application/json', payload, timeout, ctl, tryHeader && `raftlock-attempt: ${tryHeader}\r\n`)
+          : await this.#viaFetch(base + path, payload, timeout, ctl, tryHeader);
       } catch (e) {
         if (ctl.aborted) throw ctl.reason;
         // An attempt cut short by the end of the retry budget says less
@@ -221,14 +226,16 @@ class Transport {
   }
 
   /** One attempt through the caller's fetch, shaped as http1.js answers. */
-  async #viaFetch(url, payload, timeout, ctl) {
+  async #viaFetch(url, payload, timeout, ctl, tryHeader) {
     const ac = new AbortController();
     ctl.cancel = (r) => ac.abort(r);
     const timer = setTimeout(() => ac.abort(fetchTimeout()), timeout);
     try {
+      const headers = { 'content-type': 'application/json', 'connect-protocol-version': '1', ...this.headers };
+      if (tryHeader) headers['raftlock-attempt'] = tryHeader;
       const res = await this.fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'connect-protocol-version': '1', ...this.headers },
+        headers,
         body: payload,
         signal: ac.signal,
       });
