@@ -196,6 +196,15 @@ chaos: ## Fault-injection suite on real processes (CHAOS_DURATION, CHAOS_SEED, C
 chaos-ci: ## The CI profile: every nemesis in turn for 5 minutes, then the broken-build check
 	CHAOS_PROFILE=ci CHAOS_DURATION=5m $(GO) test -tags chaos -run 'TestChaos$$|TestSuiteCatchesBrokenBuild' -v -count=1 -timeout 30m ./jepsen-style-tests/
 
+# The kills (torn log tails), a pause and a partition on the other log
+# store, raft-boltdb: shorter, every nemesis of the list once.
+CHAOS_BOLT_NEMESES = kill-leader,kill-one,kill-all,pause-leader,partition-majority-minority,lossy-link
+
+.PHONY: chaos-bolt-ci
+chaos-bolt-ci: ## The CI profile in brief on --log-store bolt: kills, a pause, a partition and a lossy link, 75 s
+	CHAOS_PROFILE=ci CHAOS_DURATION=75s CHAOS_NEMESES=$(CHAOS_BOLT_NEMESES) CHAOS_NODE_ARGS="--log-store bolt" \
+	  $(GO) test -tags chaos -run 'TestChaos$$' -v -count=1 -timeout 15m ./jepsen-style-tests/
+
 .PHONY: chaos-docker-ci
 chaos-docker-ci: ## The CI profile against the compose cluster: every container fault in turn for 90 s
 	$(MAKE) chaos-docker CHAOS_PROFILE=ci CHAOS_DURATION=90s
