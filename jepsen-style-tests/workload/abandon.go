@@ -97,6 +97,13 @@ func (w *Workload) abandonLoop(ctx context.Context, id int, from string, hc *htt
 			w.ab.list = append(w.ab.list, a)
 			w.ab.mu.Unlock()
 		}
+		// Free the key a moment after the last departure, as an unrelated
+		// holder would: the node serving a hang-up learns of it from the
+		// connection's end, which must be able to arrive first.
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
 		_ = w.call(ctx, hc, w.endpoint(rng), "Release", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"requestId":%q}`, key, holder, holder+"-r"), nil, 0)
 	}
 }
