@@ -225,6 +225,9 @@ const (
 	WatchEventKind_WATCH_EVENT_KIND_WAITER_LEFT WatchEventKind = 6
 	// An administrator freed the key (ForceRelease).
 	WatchEventKind_WATCH_EVENT_KIND_FORCE_RELEASED WatchEventKind = 7
+	// The holder's lease was extended (Refresh): expire is the new lease,
+	// counted from the event's cluster_time.
+	WatchEventKind_WATCH_EVENT_KIND_REFRESHED WatchEventKind = 8
 )
 
 // Enum value maps for WatchEventKind.
@@ -238,6 +241,7 @@ var (
 		5: "WATCH_EVENT_KIND_WAITER_JOINED",
 		6: "WATCH_EVENT_KIND_WAITER_LEFT",
 		7: "WATCH_EVENT_KIND_FORCE_RELEASED",
+		8: "WATCH_EVENT_KIND_REFRESHED",
 	}
 	WatchEventKind_value = map[string]int32{
 		"WATCH_EVENT_KIND_UNSPECIFIED":    0,
@@ -248,6 +252,7 @@ var (
 		"WATCH_EVENT_KIND_WAITER_JOINED":  5,
 		"WATCH_EVENT_KIND_WAITER_LEFT":    6,
 		"WATCH_EVENT_KIND_FORCE_RELEASED": 7,
+		"WATCH_EVENT_KIND_REFRESHED":      8,
 	}
 )
 
@@ -2338,14 +2343,20 @@ type WatchEvent struct {
 	Mode LockMode `protobuf:"varint,7,opt,name=mode,proto3,enum=raftlock.v1.LockMode" json:"mode,omitempty"`
 	// For WAITER_LEFT: why.
 	Reason WaiterLeftReason `protobuf:"varint,8,opt,name=reason,proto3,enum=raftlock.v1.WaiterLeftReason" json:"reason,omitempty"`
-	// For ACQUIRED and HANDED_OFF: the lease, absent when it never expires.
+	// For ACQUIRED, HANDED_OFF and REFRESHED: the lease from cluster_time,
+	// absent when it never expires. For WAITER_JOINED: the wait timeout.
 	Expire *durationpb.Duration `protobuf:"bytes,9,opt,name=expire,proto3" json:"expire,omitempty"`
 	// For waiter events, ACQUIRED and HANDED_OFF: the request id.
 	RequestId string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// For HANDED_OFF: the owner that held the key before.
+	// For HANDED_OFF: the owner whose hold on the key ended in the same
+	// entry (empty if the key was free and the waiter only moved up).
 	PreviousOwnerId string `protobuf:"bytes,11,opt,name=previous_owner_id,json=previousOwnerId,proto3" json:"previous_owner_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A semaphore's limit (0 for the other modes).
+	Limit uint32 `protobuf:"varint,12,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Semaphore: the permits of the hold or waiter.
+	Permits       uint32 `protobuf:"varint,13,opt,name=permits,proto3" json:"permits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchEvent) Reset() {
@@ -2453,6 +2464,20 @@ func (x *WatchEvent) GetPreviousOwnerId() string {
 		return x.PreviousOwnerId
 	}
 	return ""
+}
+
+func (x *WatchEvent) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
 }
 
 // WatchHeartbeat says the stream is alive and complete up to index.
@@ -2652,7 +2677,7 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\apermits\x18\x04 \x01(\rR\apermits\x126\n" +
 	"\twait_left\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bwaitLeft\">\n" +
 	"\vWatchEvents\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.raftlock.v1.WatchEventR\x06events\"\xc3\x03\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.raftlock.v1.WatchEventR\x06events\"\xf3\x03\n" +
 	"\n" +
 	"WatchEvent\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12<\n" +
@@ -2667,7 +2692,9 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\n" +
 	" \x01(\tR\trequestId\x12*\n" +
-	"\x11previous_owner_id\x18\v \x01(\tR\x0fpreviousOwnerId\"d\n" +
+	"\x11previous_owner_id\x18\v \x01(\tR\x0fpreviousOwnerId\x12\x14\n" +
+	"\x05limit\x18\f \x01(\rR\x05limit\x12\x18\n" +
+	"\apermits\x18\r \x01(\rR\apermits\"d\n" +
 	"\x0eWatchHeartbeat\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12<\n" +
 	"\fcluster_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vclusterTime*m\n" +
@@ -2685,7 +2712,7 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\x10WatchResetReason\x12\"\n" +
 	"\x1eWATCH_RESET_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aWATCH_RESET_REASON_TOO_OLD\x10\x01\x12\x1f\n" +
-	"\x1bWATCH_RESET_REASON_RESTORED\x10\x02*\x9a\x02\n" +
+	"\x1bWATCH_RESET_REASON_RESTORED\x10\x02*\xba\x02\n" +
 	"\x0eWatchEventKind\x12 \n" +
 	"\x1cWATCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19WATCH_EVENT_KIND_ACQUIRED\x10\x01\x12\x1d\n" +
@@ -2694,7 +2721,8 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\x1bWATCH_EVENT_KIND_HANDED_OFF\x10\x04\x12\"\n" +
 	"\x1eWATCH_EVENT_KIND_WAITER_JOINED\x10\x05\x12 \n" +
 	"\x1cWATCH_EVENT_KIND_WAITER_LEFT\x10\x06\x12#\n" +
-	"\x1fWATCH_EVENT_KIND_FORCE_RELEASED\x10\a*\x9c\x01\n" +
+	"\x1fWATCH_EVENT_KIND_FORCE_RELEASED\x10\a\x12\x1e\n" +
+	"\x1aWATCH_EVENT_KIND_REFRESHED\x10\b*\x9c\x01\n" +
 	"\x10WaiterLeftReason\x12\"\n" +
 	"\x1eWAITER_LEFT_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cWAITER_LEFT_REASON_TIMED_OUT\x10\x01\x12 \n" +
