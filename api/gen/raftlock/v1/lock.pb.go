@@ -1851,7 +1851,7 @@ type WatchRequest struct {
 	// heartbeat the client saw. The stream then sends the events of entries
 	// after it. 0: start with a snapshot of the current state. An index the
 	// node no longer remembers (older than its recent history, or from before
-	// a restore) also starts with a snapshot, marked reset.
+	// a restore) also starts with a snapshot, marked resync.
 	FromIndex uint64 `protobuf:"varint,5,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
 	// Leave out waiters: no WAITER_JOINED or WAITER_LEFT events, and no
 	// queues in snapshots (their waiters counts stay).
@@ -2016,7 +2016,7 @@ type isWatchResponse_Kind interface {
 
 type WatchResponse_Snapshot struct {
 	// The current state of the watched keys. Sent first, and again (with
-	// reset) whenever the stream cannot continue from where it was.
+	// resync) whenever the stream cannot continue from where it was.
 	Snapshot *WatchSnapshot `protobuf:"bytes,1,opt,name=snapshot,proto3,oneof"`
 }
 
@@ -2049,7 +2049,7 @@ type WatchSnapshot struct {
 	Keys []*WatchedKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
 	// True when this snapshot replaces what the client knew: its from_index
 	// was too old or the table was restored. The client drops its state.
-	Reset_ bool `protobuf:"varint,4,opt,name=reset,proto3" json:"reset,omitempty"`
+	Resync bool `protobuf:"varint,4,opt,name=resync,proto3" json:"resync,omitempty"`
 	// Why the snapshot was sent.
 	Reason WatchResetReason `protobuf:"varint,5,opt,name=reason,proto3,enum=raftlock.v1.WatchResetReason" json:"reason,omitempty"`
 	// More messages of this snapshot follow.
@@ -2109,9 +2109,9 @@ func (x *WatchSnapshot) GetKeys() []*WatchedKey {
 	return nil
 }
 
-func (x *WatchSnapshot) GetReset_() bool {
+func (x *WatchSnapshot) GetResync() bool {
 	if x != nil {
-		return x.Reset_
+		return x.Resync
 	}
 	return false
 }
@@ -2656,12 +2656,12 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\bsnapshot\x18\x01 \x01(\v2\x1a.raftlock.v1.WatchSnapshotH\x00R\bsnapshot\x122\n" +
 	"\x06events\x18\x02 \x01(\v2\x18.raftlock.v1.WatchEventsH\x00R\x06events\x12;\n" +
 	"\theartbeat\x18\x03 \x01(\v2\x1b.raftlock.v1.WatchHeartbeatH\x00R\theartbeatB\x06\n" +
-	"\x04kind\"\xf1\x01\n" +
+	"\x04kind\"\xf3\x01\n" +
 	"\rWatchSnapshot\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12<\n" +
 	"\fcluster_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vclusterTime\x12+\n" +
-	"\x04keys\x18\x03 \x03(\v2\x17.raftlock.v1.WatchedKeyR\x04keys\x12\x14\n" +
-	"\x05reset\x18\x04 \x01(\bR\x05reset\x125\n" +
+	"\x04keys\x18\x03 \x03(\v2\x17.raftlock.v1.WatchedKeyR\x04keys\x12\x16\n" +
+	"\x06resync\x18\x04 \x01(\bR\x06resync\x125\n" +
 	"\x06reason\x18\x05 \x01(\x0e2\x1d.raftlock.v1.WatchResetReasonR\x06reason\x12\x12\n" +
 	"\x04more\x18\x06 \x01(\bR\x04more\"t\n" +
 	"\n" +
