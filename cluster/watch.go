@@ -26,8 +26,9 @@ const (
 	// watchHistory is how many recent changes a node keeps so that a watch
 	// can resume from an index without a snapshot.
 	watchHistory = 20_000
-	// watchChunk is the most keys in one snapshot message and the most
-	// events in one events message.
+	// watchChunk is the most keys in one snapshot message, and the number
+	// of events past which an events message ends (at the end of an entry:
+	// one entry's events are never split).
 	watchChunk = 500
 	// watchCutGrace is how long a cut-off stream has to take its last
 	// messages and the error before its connection is closed.
@@ -252,13 +253,15 @@ func (ws *watchStream) events(q []*watchEntry) error {
 				continue
 			}
 			batch = append(batch, eventProto(e, c))
-			if len(batch) == watchChunk {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
 		}
 		ws.pos = e.index
+		// A message ends only at an entry's end, so the index of its last
+		// event is one a client may resume after.
+		if len(batch) >= watchChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
 	return flush()
 }

@@ -2281,6 +2281,8 @@ func (x *Waiter) GetWaitLeft() *durationpb.Duration {
 type WatchEvents struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The events; indexes never decrease (one entry may cause several).
+	// The events of one entry are never split across messages, so the
+	// index of the last event is one to resume after.
 	Events        []*WatchEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
