@@ -142,10 +142,14 @@ func WatchOwner(owner string) WatchOption {
 
 // WatchFrom resumes after index (the Index of an update seen before)
 // instead of starting with a snapshot.
-func WatchFrom(index uint64) WatchOption { return func(r *raftlockv1.WatchRequest) { r.FromIndex = index } }
+func WatchFrom(index uint64) WatchOption {
+	return func(r *raftlockv1.WatchRequest) { r.FromIndex = index }
+}
 
 // WatchNoWaiters leaves waiter events and queues out.
-func WatchNoWaiters() WatchOption { return func(r *raftlockv1.WatchRequest) { r.ExcludeWaiters = true } }
+func WatchNoWaiters() WatchOption {
+	return func(r *raftlockv1.WatchRequest) { r.ExcludeWaiters = true }
+}
 
 // Watch streams the changes of the locks under prefix (see the top of this
 // file): a snapshot first (unless WatchFrom), then events in log order and
@@ -291,7 +295,7 @@ func watchedKey(wk *raftlockv1.WatchedKey) WatchedKey {
 }
 
 var leftNames = map[raftlockv1.WaiterLeftReason]string{
-	raftlockv1.WaiterLeftReason_WAITER_LEFT_REASON_TIMED_OUT:  LeftTimedOut,
+	raftlockv1.WaiterLeftReason_WAITER_LEFT_REASON_TIMED_OUT: LeftTimedOut,
 	raftlockv1.WaiterLeftReason_WAITER_LEFT_REASON_CANCELLED: LeftCancelled,
 	raftlockv1.WaiterLeftReason_WAITER_LEFT_REASON_ABANDONED: LeftAbandoned,
 }

@@ -111,7 +111,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n = &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.ID), clock: unsafeClock(cfg),
 		hub: newHub(), versions: newVersions(), officeCh: make(chan struct{}),
-		watches: newWatchHub(cfg.WatchBuffer, watchHistory, cfg.MaxWatches),
+		watches:    newWatchHub(cfg.WatchBuffer, watchHistory, cfg.MaxWatches),
 		shutdownCh: make(chan struct{}), raftDown: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	n.abandons = newAbandons(n)
