@@ -114,6 +114,15 @@ type Config struct {
 	TickInterval time.Duration
 	// MaxRequestBytes is the largest request body the API accepts.
 	MaxRequestBytes int
+	// WatchBuffer is how many selected events may wait to be sent to one
+	// Watch stream; a stream that falls further behind is cut off with
+	// resource_exhausted.
+	WatchBuffer int
+	// MaxWatches is how many Watch streams the node serves at once.
+	MaxWatches int
+	// WatchHeartbeat is how often a Watch stream says its applied index
+	// when nothing else is sent.
+	WatchHeartbeat time.Duration
 	// ShutdownTimeout bounds the graceful part of Shutdown.
 	ShutdownTimeout time.Duration
 
@@ -175,6 +184,9 @@ func DefaultConfig() Config {
 		ApplyTimeout:       5 * time.Second,
 		TickInterval:       time.Second,
 		MaxRequestBytes:    256 << 10,
+		WatchBuffer:        DefaultWatchBuffer,
+		MaxWatches:         DefaultMaxWatches,
+		WatchHeartbeat:     5 * time.Second,
 		ShutdownTimeout:    10 * time.Second,
 	}
 }
@@ -258,6 +270,15 @@ func (c Config) validateSettings() error {
 	if c.MaxRequestBytes < 1024 {
 		return bad("MaxRequestBytes must be at least 1024, got %d", c.MaxRequestBytes)
 	}
+	if c.WatchBuffer < 1 || c.WatchBuffer > 1_000_000 {
+		return bad("WatchBuffer must be 1 to 1000000 events, got %d", c.WatchBuffer)
+	}
+	if c.MaxWatches < 1 || c.MaxWatches > 100_000 {
+		return bad("MaxWatches must be 1 to 100000, got %d", c.MaxWatches)
+	}
+	if c.WatchHeartbeat < 10*time.Millisecond {
+		return bad("WatchHeartbeat must be at least 10ms, got %s", c.WatchHeartbeat)
+	}
 	if c.TLS != nil {
 		if err := c.TLS.validate(); err != nil {
 			return bad("%v", err)
@@ -305,6 +326,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.WatchBuffer == 0 {
+		c.WatchBuffer = DefaultWatchBuffer
+	}
+	if c.MaxWatches == 0 {
+		c.MaxWatches = DefaultMaxWatches
+	}
+	if c.WatchHeartbeat == 0 {
+		c.WatchHeartbeat = 5 * time.Second
 	}
 	if c.Dialer == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}

@@ -53,6 +53,7 @@ func newMetrics(n *Node) *metrics {
 		[]string{"procedure"})
 	m.reg.MustRegister(m.requests, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerStages(m.reg)
+	n.watches.register(m.reg)
 
 	gauge := func(name, help string, fn func() float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftlock", Name: name, Help: help}, fn))
