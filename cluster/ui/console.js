@@ -397,15 +397,26 @@ function scheduleRender() {
   requestAnimationFrame(() => { pending = false; render(); });
 }
 
+// forceRelease asks for a second click before it frees the key.
+let forceArmed = null;
 async function forceRelease() {
   const key = currentKey();
-  if (key === null || !confirm("Force release " + key + "? Its holder loses it at once.")) return;
+  const btn = $("k-force");
+  if (key === null) return;
+  if (forceArmed !== key) {
+    forceArmed = key;
+    btn.textContent = "Click again to force release " + key;
+    return;
+  }
+  forceArmed = null;
+  btn.textContent = "Force release";
   try {
     const rid = "ui-" + Date.now() + "-" + Math.random().toString(36).slice(2);
     const r = await unary("raftlock.v1.LockService/ForceRelease", { keys: [key], requestId: rid });
     showError("");
-    alert("released " + (r.releasedCount || 0) + " lock(s)");
+    $("k-status").textContent = "force released " + (r.releasedCount || 0) + " lock(s)";
   } catch (e) {
+    $("k-status").textContent = "";
     showError("force release: " + e.message);
   }
 }
@@ -421,7 +432,7 @@ function start() {
   $("token").placeholder = token() ? "a token is set for this tab" : "bearer token (kept in this tab)";
   $("search").addEventListener("input", scheduleRender);
   $("k-force").addEventListener("click", forceRelease);
-  window.addEventListener("hashchange", scheduleRender);
+  window.addEventListener("hashchange", () => { forceArmed = null; $("k-force").textContent = "Force release"; $("k-status").textContent = ""; scheduleRender(); });
   setInterval(scheduleRender, 500); // times left count down
   pollMembers();
   setInterval(pollMembers, MEMBERS_EVERY_MS);

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/raftlock/raftlock/cluster/tokens"
 	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
@@ -50,6 +51,8 @@ func browser(t *testing.T) context.Context {
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1280, 900),
 		chromedp.UserDataDir(t.TempDir()),
+		// The test cluster's certificates come from a CA made for the test.
+		chromedp.Flag("ignore-certificate-errors", true),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
 	t.Cleanup(cancelAlloc)
@@ -126,6 +129,7 @@ func TestConsoleFollowsLocks(t *testing.T) {
 		document.querySelectorAll('#members tbody tr.leader').length === 1`)
 	waitDOM(t, tab, "the watch stream live", `document.querySelector('#stream').textContent === "live"`)
 
+	waitDOM(t, tab, "no error shown", `document.querySelector('#error').hidden`)
 	// A few locks, holders and waiters.
 	call("Acquire", `{"keys":["stock:prod_123"],"ownerId":"checkout-7f3a","expire":"60s"}`)
 	call("Acquire", `{"keys":["cart:42"],"ownerId":"cart-svc-2","expire":"30s"}`)
@@ -157,6 +161,7 @@ func TestConsoleFollowsLocks(t *testing.T) {
 	}
 	waitDOM(t, tab, "the table after the hand-off", rowExpr("stock:prod_123", `r !== null && r.querySelector('.owner').textContent === "checkout-91c2" && r.querySelector('.waiters').textContent === "1"`))
 
+	waitDOM(t, tab, "the members' lock counts", `[...document.querySelectorAll('#members tbody tr td:nth-child(7)')].every(td => td.textContent === "3")`)
 	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
@@ -181,4 +186,63 @@ func TestConsoleFollowsLocks(t *testing.T) {
 	call("Release", `{"keys":["cart:42"],"ownerId":"cart-svc-2"}`)
 	call("Release", `{"keys":["invoice:2026-118"],"ownerId":"billing-1"}`)
 	waitDOM(t, tab, "an empty lock table", `document.querySelectorAll('#locks tbody tr').length === 0`)
+}
+
+// js runs a statement in the page.
+func js(t *testing.T, tab context.Context, stmt string) {
+	t.Helper()
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[chromedp.Void]("(() => { "+stmt+" })()")); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+}
+
+// With tokens on (and TLS), the console without a token shows the
+// server's refusal; with a read token it shows the locks but its
+// ForceRelease is refused (the page shows why); with an admin token the
+// ForceRelease frees the key and the table loses it.
+func TestConsoleTokens(t *testing.T) {
+	viewer, err := tokens.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := tokens.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testcluster.New(t, 3, testcluster.WithTokens(
+		tokens.Token{Name: "viewer", SHA256: tokens.Hash(viewer), Verbs: []string{tokens.VerbRead}},
+		tokens.Token{Name: "ops", SHA256: tokens.Hash(ops), Verbs: []string{tokens.VerbRead, tokens.VerbAdmin}}))
+	ctx := t.Context()
+	leader := c.Leader()
+	if _, err := postJSON(ctx, c.HTTPClient(), c.URL(leader), "Acquire", `{"keys":["stock:tls"],"ownerId":"w1","expire":"300s"}`); err != nil {
+		t.Fatal(err)
+	}
+	page := c.URL(leader) + "/ui/"
+	tab := browser(t)
+	if err := chromedp.Do(tab, chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	waitDOM(t, tab, "the refusal without a token", `document.querySelector('#error').textContent.includes("unauthenticated")`)
+	useToken := func(secret string) {
+		t.Helper()
+		js(t, tab, fmt.Sprintf(`document.querySelector('#token').value = %q; document.querySelector('#token-form').requestSubmit();`, secret))
+		waitDOM(t, tab, "the stream live with the token", `document.querySelector('#stream').textContent === "live"`)
+	}
+	useToken(viewer)
+	waitDOM(t, tab, "the lock, seen with a read token", rowExpr("stock:tls", `r !== null && r.querySelector('.owner').textContent === "w1"`))
+	waitDOM(t, tab, "three members", `document.querySelectorAll('#members tbody tr').length === 3`)
+
+	js(t, tab, `location.hash = "#/key/" + encodeURIComponent("stock:tls");`)
+	waitDOM(t, tab, "the key page", `!document.querySelector('#keypage').hidden && document.querySelector('#k-holder .holder') !== null`)
+	js(t, tab, `document.querySelector('#k-force').click(); document.querySelector('#k-force').click();`)
+	waitDOM(t, tab, "ForceRelease refused for the read token", `document.querySelector('#error').textContent.includes("permission_denied")`)
+	if got, err := postJSON(ctx, c.HTTPClient(), c.URL(leader), "GetLock", `{"key":"stock:tls"}`); err != nil || !strings.Contains(got, `"w1"`) {
+		t.Fatalf("after the refused ForceRelease: %s %v, want stock:tls still held by w1", got, err)
+	}
+
+	useToken(ops)
+	waitDOM(t, tab, "the key page again", `!document.querySelector('#keypage').hidden && document.querySelector('#k-holder .holder') !== null`)
+	js(t, tab, `document.querySelector('#k-force').click(); document.querySelector('#k-force').click();`)
+	waitDOM(t, tab, "ForceRelease done with the admin token", `document.querySelector('#k-status').textContent === "force released 1 lock(s)"`)
+	waitDOM(t, tab, "the key free", `document.querySelector('#k-holder dd').textContent.startsWith("none")`)
 }
