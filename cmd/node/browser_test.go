@@ -102,10 +102,12 @@ func TestConsoleFollowsLocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Waiters wait as long as the test needs: no client timeout.
+	waitClient := &http.Client{Transport: hc.Transport}
 	background := func(body string) chan error {
 		ch := make(chan error, 1)
 		go func() {
-			_, err := postJSON(ctx, hc, c.URL(leader), "Acquire", body)
+			_, err := postJSON(ctx, waitClient, c.URL(leader), "Acquire", body)
 			ch <- err
 		}()
 		return ch
@@ -161,6 +163,9 @@ func TestConsoleFollowsLocks(t *testing.T) {
 	}
 	waitDOM(t, tab, "the table after the hand-off", rowExpr("stock:prod_123", `r !== null && r.querySelector('.owner').textContent === "checkout-91c2" && r.querySelector('.waiters').textContent === "1"`))
 
+	if os.Getenv("UPDATE_SCREENSHOT") != "" {
+		traffic(t, ctx, hc, c.URL(leader))
+	}
 	waitDOM(t, tab, "the members' lock counts", `[...document.querySelectorAll('#members tbody tr td:nth-child(7)')].every(td => td.textContent === "3")`)
 	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -245,4 +250,46 @@ func TestConsoleTokens(t *testing.T) {
 	js(t, tab, `document.querySelector('#k-force').click(); document.querySelector('#k-force').click();`)
 	waitDOM(t, tab, "ForceRelease done with the admin token", `document.querySelector('#k-status').textContent === "force released 1 lock(s)"`)
 	waitDOM(t, tab, "the key free", `document.querySelector('#k-holder dd').textContent.startsWith("none")`)
+}
+
+// traffic makes a few seconds of hand-offs for the screenshot's charts:
+// a holder, a waiter queued behind it, the hand-off, the release; paced by
+// a ticker (load, not a wait for a state).
+func traffic(t *testing.T, ctx context.Context, hc *http.Client, url string) {
+	t.Helper()
+	call := func(method, body string) error {
+		_, err := postJSON(ctx, hc, url, method, body)
+		return err
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := range 16 {
+		<-tick.C
+		key := fmt.Sprintf("session:u%d", i%4)
+		if err := call("Acquire", fmt.Sprintf(`{"keys":[%q],"ownerId":"web-%d","expire":"30s"}`, key, i)); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan error, 1)
+		go func() {
+			got <- call("Acquire", fmt.Sprintf(`{"keys":[%q],"ownerId":"worker-%d","expire":"30s","waitTimeout":"30s"}`, key, i))
+		}()
+		last := ""
+		testcluster.Poll(t, testcluster.DefaultWait, 10*time.Millisecond, "the waiter queued", func() bool {
+			out, err := postJSON(ctx, hc, url, "GetLock", fmt.Sprintf(`{"key":%q}`, key))
+			last = out
+			return err == nil && strings.Contains(out, `"waiters":1`)
+		}, &last)
+		for range i % 3 { // let the queue grow a little
+			<-tick.C
+		}
+		if err := call("Release", fmt.Sprintf(`{"keys":[%q],"ownerId":"web-%d"}`, key, i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+		if err := call("Release", fmt.Sprintf(`{"keys":[%q],"ownerId":"worker-%d"}`, key, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
