@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/fsm"
 	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
@@ -485,4 +486,59 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// A backup restore replaces the table: every watch gets a snapshot marked
+// resync (restored) with the restored state, on the leader and on a
+// follower (which installs the restored snapshot), and goes on with events
+// after it.
+func TestWatchResyncsOnRestore(t *testing.T) {
+	c := testcluster.New(t, 3)
+	ctx := t.Context()
+	leader := c.Leader()
+	f := c.Followers()[0]
+	cl, err := client.New(c.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var watches []*watchLog
+	for _, i := range []int{leader, f} {
+		wc, err := client.New([]string{c.Addr(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wc.Close()
+		watches = append(watches, startWatch(t, ctx, wc, ""))
+	}
+	if _, err := cl.Acquire(ctx, []string{"before"}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range watches {
+		c.WaitFor("the watch to see the first lock", func() bool { return w.has("before", client.EventAcquired, "o") })
+	}
+	res, err := cl.Restore(ctx, backupOf(t, fsm.Version2), client.RestoreOptions{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Acquire(ctx, []string{"after"}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range watches {
+		c.WaitFor("the watch to see the lock after the restore", func() bool { return w.has("after", client.EventAcquired, "o") })
+		w.mu.Lock()
+		var resync *client.WatchUpdate
+		for j := range w.updates {
+			if u := &w.updates[j]; j > 0 && u.Snapshot {
+				resync = u
+			}
+		}
+		w.mu.Unlock()
+		if resync == nil || !resync.Resync || resync.Reason != "restored" || resync.Index < res.Index {
+			t.Fatalf("watch %d: resync %+v, want one marked restored at index %d or later", i, resync, res.Index)
+		}
+		if len(resync.Keys) != 1 || resync.Keys[0].Key != "restored" || resync.Keys[0].Lock.Owner != "keeper" {
+			t.Fatalf("watch %d: the resync holds %+v, want the backup's one lock", i, resync.Keys)
+		}
+	}
 }
