@@ -12,13 +12,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/cluster/tokens"
 	"github.com/raftlock/raftlock/fsm"
 	"github.com/raftlock/raftlock/internal/testcluster"
 )
@@ -540,5 +544,63 @@ func TestWatchResyncsOnRestore(t *testing.T) {
 		if len(resync.Keys) != 1 || resync.Keys[0].Key != "restored" || resync.Keys[0].Lock.Owner != "keeper" {
 			t.Fatalf("watch %d: the resync holds %+v, want the backup's one lock", i, resync.Keys)
 		}
+	}
+}
+
+// Watch is behind the same token rules as ListLocks although the unary
+// interceptors do not see streams: a read token scoped to a prefix may
+// watch under it (and sees only its keys), not outside it; a token
+// without read may not watch; no token is unauthenticated.
+func TestWatchNeedsAReadTokenWithinItsPrefix(t *testing.T) {
+	const reader, writer = "watch-reader", "watch-writer"
+	c := testcluster.New(t, 1, testcluster.WithTokens(
+		tokens.Token{Name: "reader", SHA256: tokens.Hash(reader), Prefixes: []string{"app/"}, Verbs: []string{tokens.VerbRead}},
+		tokens.Token{Name: "writer", SHA256: tokens.Hash(writer), Verbs: []string{tokens.VerbAcquire}}))
+	c.Leader()
+	ctx := t.Context()
+	trust, err := client.TLSFromFiles(filepath.Join(c.TLSDir(), "ca.crt"), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(secret string) *client.Client {
+		opts := []client.Option{client.WithTLS(trust)}
+		if secret != "" {
+			opts = append(opts, client.WithBearerToken(secret))
+		}
+		cl, err := client.New(c.Addrs(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	first := func(cl *client.Client, prefix string) (client.WatchUpdate, error) {
+		for u, err := range cl.Watch(ctx, prefix) {
+			return u, err
+		}
+		return client.WatchUpdate{}, nil
+	}
+	for _, tc := range []struct {
+		secret, prefix string
+		code           connect.Code
+	}{
+		{"", "app/", connect.CodeUnauthenticated},
+		{writer, "", connect.CodePermissionDenied},
+		{reader, "other/", connect.CodePermissionDenied},
+		{reader, "", connect.CodePermissionDenied},
+	} {
+		if _, err := first(with(tc.secret), tc.prefix); connect.CodeOf(err) != tc.code {
+			t.Errorf("watch %q with token %q: %v, want %s", tc.prefix, tc.secret, err, tc.code)
+		}
+	}
+	w := with(writer)
+	for _, k := range []string{"app/1", "other/1"} {
+		if _, err := w.Acquire(ctx, []string{k}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := first(with(reader), "app/")
+	if err != nil || !u.Snapshot || len(u.Keys) != 1 || u.Keys[0].Key != "app/1" {
+		t.Fatalf("watch app/ with the reader: %+v %v, want a snapshot of app/1 alone", u, err)
 	}
 }
