@@ -12,13 +12,18 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/cluster/tokens"
+	"github.com/raftlock/raftlock/fsm"
 	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
@@ -485,4 +490,117 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// A backup restore replaces the table: every watch gets a snapshot marked
+// resync (restored) with the restored state, on the leader and on a
+// follower (which installs the restored snapshot), and goes on with events
+// after it.
+func TestWatchResyncsOnRestore(t *testing.T) {
+	c := testcluster.New(t, 3)
+	ctx := t.Context()
+	leader := c.Leader()
+	f := c.Followers()[0]
+	cl, err := client.New(c.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var watches []*watchLog
+	for _, i := range []int{leader, f} {
+		wc, err := client.New([]string{c.Addr(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wc.Close()
+		watches = append(watches, startWatch(t, ctx, wc, ""))
+	}
+	if _, err := cl.Acquire(ctx, []string{"before"}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range watches {
+		c.WaitFor("the watch to see the first lock", func() bool { return w.has("before", client.EventAcquired, "o") })
+	}
+	res, err := cl.Restore(ctx, backupOf(t, fsm.Version2), client.RestoreOptions{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Acquire(ctx, []string{"after"}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range watches {
+		c.WaitFor("the watch to see the lock after the restore", func() bool { return w.has("after", client.EventAcquired, "o") })
+		w.mu.Lock()
+		var resync *client.WatchUpdate
+		for j := range w.updates {
+			if u := &w.updates[j]; j > 0 && u.Snapshot {
+				resync = u
+			}
+		}
+		w.mu.Unlock()
+		if resync == nil || !resync.Resync || resync.Reason != "restored" || resync.Index < res.Index {
+			t.Fatalf("watch %d: resync %+v, want one marked restored at index %d or later", i, resync, res.Index)
+		}
+		if len(resync.Keys) != 1 || resync.Keys[0].Key != "restored" || resync.Keys[0].Lock.Owner != "keeper" {
+			t.Fatalf("watch %d: the resync holds %+v, want the backup's one lock", i, resync.Keys)
+		}
+	}
+}
+
+// Watch is behind the same token rules as ListLocks although the unary
+// interceptors do not see streams: a read token scoped to a prefix may
+// watch under it (and sees only its keys), not outside it; a token
+// without read may not watch; no token is unauthenticated.
+func TestWatchNeedsAReadTokenWithinItsPrefix(t *testing.T) {
+	const reader, writer = "watch-reader", "watch-writer"
+	c := testcluster.New(t, 1, testcluster.WithTokens(
+		tokens.Token{Name: "reader", SHA256: tokens.Hash(reader), Prefixes: []string{"app/"}, Verbs: []string{tokens.VerbRead}},
+		tokens.Token{Name: "writer", SHA256: tokens.Hash(writer), Verbs: []string{tokens.VerbAcquire}}))
+	c.Leader()
+	ctx := t.Context()
+	trust, err := client.TLSFromFiles(filepath.Join(c.TLSDir(), "ca.crt"), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(secret string) *client.Client {
+		opts := []client.Option{client.WithTLS(trust)}
+		if secret != "" {
+			opts = append(opts, client.WithBearerToken(secret))
+		}
+		cl, err := client.New(c.Addrs(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	first := func(cl *client.Client, prefix string) (client.WatchUpdate, error) {
+		for u, err := range cl.Watch(ctx, prefix) {
+			return u, err
+		}
+		return client.WatchUpdate{}, nil
+	}
+	for _, tc := range []struct {
+		secret, prefix string
+		code           connect.Code
+	}{
+		{"", "app/", connect.CodeUnauthenticated},
+		{writer, "", connect.CodePermissionDenied},
+		{reader, "other/", connect.CodePermissionDenied},
+		{reader, "", connect.CodePermissionDenied},
+	} {
+		if _, err := first(with(tc.secret), tc.prefix); connect.CodeOf(err) != tc.code {
+			t.Errorf("watch %q with token %q: %v, want %s", tc.prefix, tc.secret, err, tc.code)
+		}
+	}
+	w := with(writer)
+	for _, k := range []string{"app/1", "other/1"} {
+		if _, err := w.Acquire(ctx, []string{k}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := first(with(reader), "app/")
+	if err != nil || !u.Snapshot || len(u.Keys) != 1 || u.Keys[0].Key != "app/1" {
+		t.Fatalf("watch app/ with the reader: %+v %v, want a snapshot of app/1 alone", u, err)
+	}
 }

@@ -65,3 +65,14 @@ export const holders: Promise<string[]> = client.getLock("report").then((l) => (
 export const readers: Promise<number> = new RaftlockLockingProvider(options).execute("report", async () => 1, { mode: "shared", timeout: 5 })
 // @ts-expect-error a mode is one of "exclusive", "shared", "semaphore"
 client.acquire("report", { ownerId: "r1", mode: "read" })
+// A watch: updates narrow on type; indexes and tokens are bigints.
+export async function hottest(signal: AbortSignal): Promise<bigint> {
+  let last = 0n
+  for await (const u of client.watch("stock:", { signal, fromIndex: 0n, excludeWaiters: false })) {
+    if (u.type === "snapshot" && u.resync) last = u.index
+    if (u.type === "events") for (const e of u.events) last = e.fencingToken > last ? e.fencingToken : last
+  }
+  return last
+}
+// @ts-expect-error an event kind is one of the documented names
+export const badKind: import("../../index.js").WatchEventKind = "granted"
