@@ -8,10 +8,13 @@
 //   - the members from GET /ui/members (each member's own Status), polled;
 //   - ForceRelease on a key page (the server accepts it only from an admin
 //     token; the page shows the server's answer).
+// A token limited to key prefixes must watch under one of them: the header
+// has a field for the watch's prefix (kept in sessionStorage too).
 // The DOM is built with textContent only: keys and owners are user data.
 "use strict";
 
 const TOKEN_KEY = "raftlock.token";
+const PREFIX_KEY = "raftlock.prefix"; // the watch's key prefix: a token limited to prefixes must name one
 const MAX_ROWS = 500; // lock table rows drawn at once
 const MAX_EVENTS = 200; // recent events kept for the page
 const MAX_KEY_HISTORY = 50; // events kept per key
@@ -194,7 +197,7 @@ async function watchOnce() {
   const resp = await fetch("/raftlock.v1.LockService/Watch", {
     method: "POST",
     headers: headers({ "Content-Type": "application/connect+json" }),
-    body: envelope({ fromIndex: String(state.index) }),
+    body: envelope({ fromIndex: String(state.index), prefix: sessionStorage.getItem(PREFIX_KEY) || "" }),
   });
   if (!resp.ok) {
     let msg = resp.statusText;
@@ -424,11 +427,13 @@ async function forceRelease() {
 function start() {
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    if ($("token").value.trim()) sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    sessionStorage.setItem(PREFIX_KEY, $("prefix").value);
     $("token").value = "";
     location.reload();
   });
-  $("token-clear").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
+  $("token-clear").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem(PREFIX_KEY); location.reload(); });
+  $("prefix").value = sessionStorage.getItem(PREFIX_KEY) || "";
   $("token").placeholder = token() ? "a token is set for this tab" : "bearer token (kept in this tab)";
   $("search").addEventListener("input", scheduleRender);
   $("k-force").addEventListener("click", forceRelease);

@@ -215,7 +215,7 @@ func TestConsoleTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testcluster.New(t, 3, testcluster.WithTokens(
-		tokens.Token{Name: "viewer", SHA256: tokens.Hash(viewer), Verbs: []string{tokens.VerbRead}},
+		tokens.Token{Name: "viewer", SHA256: tokens.Hash(viewer), Verbs: []string{tokens.VerbRead}, Prefixes: []string{"stock:"}},
 		tokens.Token{Name: "ops", SHA256: tokens.Hash(ops), Verbs: []string{tokens.VerbRead, tokens.VerbAdmin}}))
 	ctx := t.Context()
 	leader := c.Leader()
@@ -228,12 +228,19 @@ func TestConsoleTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDOM(t, tab, "the refusal without a token", `document.querySelector('#error').textContent.includes("unauthenticated")`)
-	useToken := func(secret string) {
+	setToken := func(secret, prefix string) {
 		t.Helper()
-		js(t, tab, fmt.Sprintf(`document.querySelector('#token').value = %q; document.querySelector('#token-form').requestSubmit();`, secret))
+		js(t, tab, fmt.Sprintf(`document.querySelector('#token').value = %q; document.querySelector('#prefix').value = %q; document.querySelector('#token-form').requestSubmit();`, secret, prefix))
+	}
+	useToken := func(secret, prefix string) {
+		t.Helper()
+		setToken(secret, prefix)
 		waitDOM(t, tab, "the stream live with the token", `document.querySelector('#stream').textContent === "live"`)
 	}
-	useToken(viewer)
+	// The viewer may read only under stock:, so it must watch there.
+	setToken(viewer, "")
+	waitDOM(t, tab, "the refusal of a watch of every key", `document.querySelector('#error').textContent.includes("may watch only under the prefixes")`)
+	useToken(viewer, "stock:")
 	waitDOM(t, tab, "the lock, seen with a read token", rowExpr("stock:tls", `r !== null && r.querySelector('.owner').textContent === "w1"`))
 	waitDOM(t, tab, "three members", `document.querySelectorAll('#members tbody tr').length === 3`)
 
@@ -245,7 +252,7 @@ func TestConsoleTokens(t *testing.T) {
 		t.Fatalf("after the refused ForceRelease: %s %v, want stock:tls still held by w1", got, err)
 	}
 
-	useToken(ops)
+	useToken(ops, "")
 	waitDOM(t, tab, "the key page again", `!document.querySelector('#keypage').hidden && document.querySelector('#k-holder .holder') !== null`)
 	js(t, tab, `document.querySelector('#k-force').click(); document.querySelector('#k-force').click();`)
 	waitDOM(t, tab, "ForceRelease done with the admin token", `document.querySelector('#k-status').textContent === "force released 1 lock(s)"`)
