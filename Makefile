@@ -235,6 +235,10 @@ compare-smoke: ## make compare in brief (1 round, 1s per run, ports 7261-7283, r
 	  COMPARE_DIR=data/compare-smoke/run COMPARE_COMMAND="make compare-smoke" scripts/compare.sh
 	@test -s data/compare-smoke/compare.md && test -s data/compare-smoke/compare.png && echo "compare-smoke: report written (data/compare-smoke/compare.md)"
 
+.PHONY: stages
+stages: ## Where a write's time goes on the nodes, stage by stage (raftlock_stage_seconds), at 1 and 64 callers -> bench/stages.md
+	GO=$(GO) scripts/stages.sh
+
 .PHONY: trace
 trace: ## The client side of an acquire, stage by stage, per protocol at 1 and 64 callers (lockbench --trace) -> bench/trace.md
 	GO=$(GO) scripts/trace.sh

@@ -6,7 +6,7 @@ import (
 )
 
 // Given is an acquire whose caller gave up on purpose (the abandoning
-// clients: a deadline of 0-5 ms, or a disconnect 0-5 ms after sending) and
+// clients: a deadline of 1-5 ms, or a disconnect 1-5 ms after sending) and
 // got no grant back.
 type Given struct {
 	Key, Owner string

@@ -18,7 +18,7 @@ import (
 const AbandonSuffix = "-ab"
 
 // Abandoned is one acquire whose caller gave up on purpose: a deadline of
-// 0-5 ms, or a disconnect 0-5 ms after sending, and that got no grant back
+// 1-5 ms, or a disconnect 1-5 ms after sending, and that got no grant back
 // (a call answered with a grant in time is released, and not counted). It
 // waits up to 30 s and never expires, so a grant nobody withdrew would hold
 // its key forever.
@@ -53,7 +53,7 @@ func (w *Workload) Abandoned() []Abandoned {
 // for a moment (2 s lease), sends one to three acquires for it that it
 // abandons, and releases. Only while it holds the key: the abandoned
 // acquires must queue, so that a grant can only come after their callers
-// left (a grant made at once would race the caller's 0-5 ms departure,
+// left (a grant made at once would race the caller's 1-5 ms departure,
 // and whether it reached the caller could not be told).
 func (w *Workload) abandonLoop(ctx context.Context, id int, from string, hc *http.Client) {
 	rng := rand.New(rand.NewPCG(w.cfg.Seed, uint64(1000+id)))
@@ -67,12 +67,15 @@ func (w *Workload) abandonLoop(ctx context.Context, id int, from string, hc *htt
 		key := keys[0] + AbandonSuffix
 		holder := fmt.Sprintf("ab-holder-%d-%d", id, seq)
 		held := w.call(ctx, hc, w.endpoint(rng), "Acquire", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"expire":"2s","waitTimeout":"1s","requestId":%q}`, key, holder, holder), nil, 0)
+		heldAt := time.Now()
 		for j := range 1 + rng.IntN(3) {
-			if !held {
+			// The holder's lease (2 s) must outlast the call: an abandon
+			// that a fault slowed may have let it run out.
+			if !held || time.Since(heldAt) > time.Second {
 				break
 			}
 			a := Abandoned{Key: key, Owner: fmt.Sprintf("ab-gone-%d-%d-%d", id, seq, j), Node: rng.IntN(len(w.cfg.Endpoints)),
-				After: time.Duration(rng.IntN(6)) * time.Millisecond, How: "deadline", At: w.rec.Now(), From: from}
+				After: time.Duration(1+rng.IntN(5)) * time.Millisecond, How: "deadline", At: w.rec.Now(), From: from}
 			a.RequestID = a.Owner
 			if rng.IntN(2) == 0 {
 				a.How = "disconnect"
@@ -93,6 +96,13 @@ func (w *Workload) abandonLoop(ctx context.Context, id int, from string, hc *htt
 			w.ab.mu.Lock()
 			w.ab.list = append(w.ab.list, a)
 			w.ab.mu.Unlock()
+		}
+		// Free the key a moment after the last departure, as an unrelated
+		// holder would: the node serving a hang-up learns of it from the
+		// connection's end, which must be able to arrive first.
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
 		}
 		_ = w.call(ctx, hc, w.endpoint(rng), "Release", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"requestId":%q}`, key, holder, holder+"-r"), nil, 0)
 	}
