@@ -488,7 +488,11 @@ func metric(t *testing.T, c *testcluster.Cluster, name string) float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	return scanMetric(resp.Body, name)
+}
+
+func scanMetric(r io.Reader, name string) float64 {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			var f float64
