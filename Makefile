@@ -196,6 +196,15 @@ chaos: ## Fault-injection suite on real processes (CHAOS_DURATION, CHAOS_SEED, C
 chaos-ci: ## The CI profile: every nemesis in turn for 5 minutes, then the broken-build check
 	CHAOS_PROFILE=ci CHAOS_DURATION=5m $(GO) test -tags chaos -run 'TestChaos$$|TestSuiteCatchesBrokenBuild' -v -count=1 -timeout 30m ./jepsen-style-tests/
 
+# The kills (torn log tails), a pause and a partition on the other log
+# store, raft-boltdb: shorter, every nemesis of the list once.
+CHAOS_BOLT_NEMESES = kill-leader,kill-one,kill-all,pause-leader,partition-majority-minority,lossy-link
+
+.PHONY: chaos-bolt-ci
+chaos-bolt-ci: ## The CI profile in brief on --log-store bolt: kills, a pause, a partition and a lossy link, 75 s
+	CHAOS_PROFILE=ci CHAOS_DURATION=75s CHAOS_NEMESES=$(CHAOS_BOLT_NEMESES) CHAOS_NODE_ARGS="--log-store bolt" \
+	  $(GO) test -tags chaos -run 'TestChaos$$' -v -count=1 -timeout 15m ./jepsen-style-tests/
+
 .PHONY: chaos-docker-ci
 chaos-docker-ci: ## The CI profile against the compose cluster: every container fault in turn for 90 s
 	$(MAKE) chaos-docker CHAOS_PROFILE=ci CHAOS_DURATION=90s
@@ -216,6 +225,10 @@ compare-smoke: ## make compare in brief (1 round, 1s per run, ports 7261-7283, r
 	GO=$(GO) COMPARE_ROUNDS=1 COMPARE_DURATION=1s COMPARE_WARMUP=0s COMPARE_PORT=7260 COMPARE_OUT=data/compare-smoke \
 	  COMPARE_DIR=data/compare-smoke/run COMPARE_COMMAND="make compare-smoke" scripts/compare.sh
 	@test -s data/compare-smoke/compare.md && test -s data/compare-smoke/compare.png && echo "compare-smoke: report written (data/compare-smoke/compare.md)"
+
+.PHONY: stages
+stages: ## Where a write's time goes on the nodes, stage by stage (raftlock_stage_seconds), at 1 and 64 callers -> bench/stages.md
+	GO=$(GO) scripts/stages.sh
 
 .PHONY: trace
 trace: ## The client side of an acquire, stage by stage, per protocol at 1 and 64 callers (lockbench --trace) -> bench/trace.md

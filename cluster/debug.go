@@ -23,7 +23,8 @@ func (n *Node) mountDebug(mux *http.ServeMux) {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	if cc, ok := n.clock.(*ControlledClock); ok {
+	// The configured clock, not n.clock: the wallclock bug wraps it.
+	if cc, ok := n.cfg.Clock.(*ControlledClock); ok {
 		mux.HandleFunc("/debug/clock", func(w http.ResponseWriter, r *http.Request) { n.debugClock(w, r, cc) })
 	}
 }

@@ -43,14 +43,8 @@ func (r *Result) appendFields(dst []byte, withEvents bool) []byte {
 	dst = appendString(dst, r.RequestID)
 	dst = appendStrings(dst, r.Keys)
 	dst = appendString(dst, r.Owner)
-	dst = binary.AppendUvarint(dst, uint64(len(r.Tokens)))
-	for _, v := range r.Tokens {
-		dst = binary.AppendUvarint(dst, v)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(r.Deadlines)))
-	for _, v := range r.Deadlines {
-		dst = binary.AppendVarint(dst, v)
-	}
+	dst = appendUvarints(dst, r.Tokens)
+	dst = appendVarints(dst, r.Deadlines)
 	if len(r.Slots) > 0 {
 		dst = appendUint32s(dst, r.Slots)
 	}
@@ -128,6 +122,24 @@ func (rd *reader) result(withEvents bool) *Result {
 		}
 	}
 	return r
+}
+
+// appendUvarints appends the count, then each value, as uvarints.
+func appendUvarints(dst []byte, vs []uint64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	for _, v := range vs {
+		dst = binary.AppendUvarint(dst, v)
+	}
+	return dst
+}
+
+// appendVarints appends the count as a uvarint, then each value as a varint.
+func appendVarints(dst []byte, vs []int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	for _, v := range vs {
+		dst = binary.AppendVarint(dst, v)
+	}
+	return dst
 }
 
 func appendUint32s(dst []byte, vs []uint32) []byte {

@@ -84,14 +84,8 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 		dst = appendStrings(dst, rec.keys)
 		dst = appendString(dst, rec.owner)
 		dst = appendString(dst, rec.key)
-		dst = binary.AppendUvarint(dst, uint64(len(rec.tokens)))
-		for _, v := range rec.tokens {
-			dst = binary.AppendUvarint(dst, v)
-		}
-		dst = binary.AppendUvarint(dst, uint64(len(rec.deadlines)))
-		for _, v := range rec.deadlines {
-			dst = binary.AppendVarint(dst, v)
-		}
+		dst = appendUvarints(dst, rec.tokens)
+		dst = appendVarints(dst, rec.deadlines)
 		var released byte
 		if rec.released {
 			released = 1

@@ -9,7 +9,8 @@
 // Environment: CHAOS_DURATION (default 10m), CHAOS_SEED (default: from the
 // clock, printed), CHAOS_NEMESES (comma-separated, default all),
 // CHAOS_PROFILE (full: random schedule; ci: every nemesis in turn),
-// CHAOS_NODES (3 or 5), CHAOS_OUT (results directory), CHAOS_TLS (1: the
+// CHAOS_NODES (3 or 5), CHAOS_NODE_ARGS (extra flags for every node, e.g.
+// "--log-store bolt"), CHAOS_OUT (results directory), CHAOS_TLS (1: the
 // default, the nodes speak TLS only and the clients present certificates;
 // 0: plain text).
 package chaos_test
@@ -99,10 +100,14 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := outDir(t, "chaos", seed)
+	extra := strings.Fields(os.Getenv("CHAOS_NODE_ARGS"))
 	replay := fmt.Sprintf("CHAOS_PROFILE=%s CHAOS_DURATION=%s CHAOS_SEED=%d CHAOS_NEMESES=%s CHAOS_NODES=%d make chaos",
 		profile, dur, seed, names, nodes)
+	if len(extra) > 0 {
+		replay = fmt.Sprintf("CHAOS_NODE_ARGS=%q %s", strings.Join(extra, " "), replay)
+	}
 	t.Logf("results in %s; replay with: %s", out, replay)
-	rep := run(t, out, nodes, nil, standardOptions(dur, seed, profile, nems, out, replay, t.Logf))
+	rep := run(t, out, nodes, extra, standardOptions(dur, seed, profile, nems, out, replay, t.Logf))
 	t.Log("\n" + rep.Summary)
 	if profile == "ci" && len(rep.Skipped) == 0 {
 		ran := map[string]bool{}

@@ -123,6 +123,7 @@ apply=$(${GO:-go} test -run '^$' -bench BenchmarkApply -benchmem ./fsm/ | grep '
   echo "Produced by \`make scale\` (scripts/scale.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'): a 3-node cluster of real processes"
   echo "on one machine, fsync on, filled with $locks locks that never expire (64 keys per Acquire, 8 at a time)."
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Log store: $(grep -m1 -o '"log_store":"[a-z]*"\|log_store=[a-z]*' "$RAFTLOCK_CLUSTER_DIR/n1/node.log" | grep -o '[a-z]*"\?$' | tr -d '"')${RAFTLOCK_NODE_ARGS:+ (node flags: $RAFTLOCK_NODE_ARGS)}."
   echo
   echo "| figure | value |"
   echo "| --- | --- |"

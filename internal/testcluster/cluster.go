@@ -270,6 +270,9 @@ func (c *Cluster) JournalFile(i int) string { return c.nodes[i].journal }
 // TLS).
 func (c *Cluster) TLSDir() string { return c.cfg.TLSDir }
 
+// TokenFile is the nodes' --auth-tokens file ("" without tokens).
+func (c *Cluster) TokenFile() string { return c.cfg.TokenFile }
+
 // Binary returns the binary node i runs (or will run at its next start).
 func (c *Cluster) Binary(i int) string {
 	if b := c.nodes[i].options().Binary; b != "" {

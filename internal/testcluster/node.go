@@ -183,6 +183,9 @@ func (c *Cluster) Pause(i int) error { return c.signal(i, syscall.SIGSTOP, true)
 // Resume continues node i with SIGCONT.
 func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT, false) }
 
+// Reload sends node i SIGHUP: it reloads its TLS files and token file.
+func (c *Cluster) Reload(i int) error { return c.signal(i, syscall.SIGHUP, false) }
+
 func (c *Cluster) signal(i int, sig syscall.Signal, paused bool) error {
 	n := c.nodes[i]
 	n.mu.Lock()

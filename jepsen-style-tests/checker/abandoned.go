@@ -1,20 +1,28 @@
 package checker
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Given is an acquire whose caller gave up on purpose (the abandoning
-// clients: a deadline of 0-5 ms, or a disconnect 0-5 ms after sending) and
+// clients: a deadline of 1-5 ms, or a disconnect 1-5 ms after sending) and
 // got no grant back.
 type Given struct {
 	Key, Owner string
 	// How is "deadline" or "disconnect".
 	How string
-	// Crashed: the node that took the call was killed after it. A node that
-	// restarts withdraws its previous run's waiters, but a grant made to one
-	// while the node was down is not released (it may have been delivered,
-	// as far as the cluster can tell) and lasts until it expires: such a
-	// holder is counted, not judged.
-	Crashed bool
+	// Fault, when set, says why the cluster could not tell whether this
+	// caller was still there when its grant was answered, so a key it holds
+	// at the end is counted, not judged: "killed" (the node that took the
+	// call was killed after it: a node that restarts withdraws its previous
+	// run's waiters, but a grant made while it was down may have been
+	// delivered, as far as the cluster can tell, and lasts until it
+	// expires), "paused" (that node was stopped while the waiter lived: when
+	// it resumes, the grant and the caller's disconnect race), "cut off"
+	// (the client was cut off the nodes while the waiter lived: its
+	// disconnect, or its deadline's end, may never have reached the node).
+	Fault string
 }
 
 // Abandoned checks DESIGN.md section 8 (7): a waiting acquire whose caller
@@ -26,14 +34,14 @@ type Given struct {
 func Abandoned(given []Given, final map[string]string) Result {
 	r := newReport("abandoned")
 	gone := make(map[string]bool, len(given))
-	crashed := make(map[string]bool)
+	fault := make(map[string]string)
 	for _, g := range given {
 		gone[g.Owner] = true
-		crashed[g.Owner] = g.Crashed
+		fault[g.Owner] = g.Fault
 		r.stats["abandoned"]++
 		r.stats["by_"+g.How]++
-		if g.Crashed {
-			r.stats["node_killed_after"]++
+		if g.Fault != "" {
+			r.stats["under_a_fault"]++
 		}
 	}
 	keys := make([]string, 0, len(final))
@@ -44,8 +52,8 @@ func Abandoned(given []Given, final map[string]string) Result {
 	for _, k := range keys {
 		r.stats["keys"]++
 		switch owner := final[k]; {
-		case gone[owner] && crashed[owner]:
-			r.stats["held_after_a_crash"]++
+		case gone[owner] && fault[owner] != "":
+			r.stats["held_after_"+strings.ReplaceAll(fault[owner], " ", "_")]++
 		case gone[owner]:
 			r.problemf("key %s is held by %s, whose every acquire was abandoned", k, owner)
 		}

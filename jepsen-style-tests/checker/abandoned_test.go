@@ -16,8 +16,15 @@ func TestAbandoned(t *testing.T) {
 	if r := Abandoned(given, map[string]string{}); r.OK {
 		t.Fatal("nothing read at the end passed")
 	}
-	given[1].Crashed = true // its node was killed after the call: counted, not judged
-	if r := Abandoned(given, map[string]string{"k1-ab": "gone-2"}); !r.OK || r.Stats["held_after_a_crash"] != 1 {
+	given[1].Fault = "killed" // its node was killed after the call: counted, not judged
+	if r := Abandoned(given, map[string]string{"k1-ab": "gone-2"}); !r.OK || r.Stats["held_after_killed"] != 1 {
 		t.Fatalf("a grant to a crashed node's caller: %+v", r)
+	}
+	given[1].Fault = "cut off"
+	if r := Abandoned(given, map[string]string{"k1-ab": "gone-2"}); !r.OK || r.Stats["held_after_cut_off"] != 1 {
+		t.Fatalf("a grant to a caller cut off the nodes: %+v", r)
+	}
+	if r := Abandoned(given, map[string]string{"k1-ab": "gone-1"}); r.OK {
+		t.Fatal("a fault on another caller excused this one")
 	}
 }

@@ -368,7 +368,7 @@ func abandonedAtTheEnd(ctx context.Context, b Backend, o Options, list []workloa
 	gone := map[string]bool{}
 	final := map[string]string{}
 	for i, a := range list {
-		given[i] = checker.Given{Key: a.Key, Owner: a.Owner, How: a.How, Crashed: killedAfter(timeline, fmt.Sprintf("n%d", a.Node+1), a.At)}
+		given[i] = checker.Given{Key: a.Key, Owner: a.Owner, How: a.How, Fault: faultOn(timeline, a)}
 		gone[a.Owner] = true
 		final[a.Key] = ""
 	}
@@ -416,19 +416,34 @@ func abandonedAtTheEnd(ctx context.Context, b Backend, o Options, list []workloa
 	}
 }
 
-// killedAfter reports whether a kill fault hit node at or after time at
-// (the kill nemeses name their targets in the fault's detail: "kill -9
-// leader n2", "kill -9 every node").
-func killedAfter(timeline []history.Fault, node string, at int64) bool {
+// abandonWaitLimit is how long an abandoned acquire could wait (its
+// wait_timeout in the workload).
+const abandonWaitLimit = 30 * time.Second
+
+// faultOn says whether a fault kept the cluster from telling that the
+// caller of a was gone (checker.Given.Fault), while its waiter could live
+// (from the call to its wait timeout; the abandon lands within
+// milliseconds unless the node cannot reach a leader, and no partition of
+// the suite lasts that long): a kill or a pause of the node that took the
+// call, or a cut of the client's own address off the nodes.
+func faultOn(timeline []history.Fault, a workload.Abandoned) string {
+	node := fmt.Sprintf("n%d", a.Node+1)
+	end := max(a.Until, a.At) + int64(abandonWaitLimit)
 	for _, f := range timeline {
-		if !strings.HasPrefix(f.Name, "kill") || f.Until() < at {
-			continue
+		names := func() bool {
+			return strings.Contains(f.Detail, "every") || slices.Contains(strings.Fields(f.Detail), node)
 		}
-		if strings.Contains(f.Detail, "every") || slices.Contains(strings.Fields(f.Detail), node) {
-			return true
+		switch {
+		case f.Until() < a.At || f.Start > end:
+		case strings.HasPrefix(f.Name, "kill") && f.Start >= a.At && names():
+			return "killed"
+		case strings.HasPrefix(f.Name, "pause") && names():
+			return "paused"
+		case f.Name == "clients-cut" && a.From != "" && slices.Contains(strings.Split(strings.Fields(f.Detail + " x x")[2], ","), a.From):
+			return "cut off"
 		}
 	}
-	return false
+	return ""
 }
 
 // waitConverged waits until every node of the backend reports the same

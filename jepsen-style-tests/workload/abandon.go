@@ -18,7 +18,7 @@ import (
 const AbandonSuffix = "-ab"
 
 // Abandoned is one acquire whose caller gave up on purpose: a deadline of
-// 0-5 ms, or a disconnect 0-5 ms after sending, and that got no grant back
+// 1-5 ms, or a disconnect 1-5 ms after sending, and that got no grant back
 // (a call answered with a grant in time is released, and not counted). It
 // waits up to 30 s and never expires, so a grant nobody withdrew would hold
 // its key forever.
@@ -29,9 +29,11 @@ type Abandoned struct {
 	// After is the deadline, or the time to the disconnect.
 	After time.Duration
 	// Node is the index of the endpoint the call went to; At is when it was
-	// sent (the recorder's clock).
-	Node int
-	At   int64
+	// sent and Until when the caller gave up (the recorder's clock).
+	Node      int
+	At, Until int64
+	// From is the client's own source address ("" when it has none).
+	From string
 }
 
 // abandoners run beside the recorded clients and keep what they gave up.
@@ -49,8 +51,11 @@ func (w *Workload) Abandoned() []Abandoned {
 
 // abandonLoop is one abandoning client: it holds its key set's -ab key
 // for a moment (2 s lease), sends one to three acquires for it that it
-// abandons, and releases.
-func (w *Workload) abandonLoop(ctx context.Context, id int, hc *http.Client) {
+// abandons, and releases. Only while it holds the key: the abandoned
+// acquires must queue, so that a grant can only come after their callers
+// left (a grant made at once would race the caller's 1-5 ms departure,
+// and whether it reached the caller could not be told).
+func (w *Workload) abandonLoop(ctx context.Context, id int, from string, hc *http.Client) {
 	rng := rand.New(rand.NewPCG(w.cfg.Seed, uint64(1000+id)))
 	for seq := 0; ; seq++ {
 		select {
@@ -61,10 +66,16 @@ func (w *Workload) abandonLoop(ctx context.Context, id int, hc *http.Client) {
 		keys := *w.keys.Load()
 		key := keys[0] + AbandonSuffix
 		holder := fmt.Sprintf("ab-holder-%d-%d", id, seq)
-		_ = w.call(ctx, hc, w.endpoint(rng), "Acquire", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"expire":"2s","waitTimeout":"1s","requestId":%q}`, key, holder, holder), nil, 0)
+		held := w.call(ctx, hc, w.endpoint(rng), "Acquire", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"expire":"2s","waitTimeout":"1s","requestId":%q}`, key, holder, holder), nil, 0)
+		heldAt := time.Now()
 		for j := range 1 + rng.IntN(3) {
+			// The holder's lease (2 s) must outlast the call: an abandon
+			// that a fault slowed may have let it run out.
+			if !held || time.Since(heldAt) > time.Second {
+				break
+			}
 			a := Abandoned{Key: key, Owner: fmt.Sprintf("ab-gone-%d-%d-%d", id, seq, j), Node: rng.IntN(len(w.cfg.Endpoints)),
-				After: time.Duration(rng.IntN(6)) * time.Millisecond, How: "deadline", At: w.rec.Now()}
+				After: time.Duration(1+rng.IntN(5)) * time.Millisecond, How: "deadline", At: w.rec.Now(), From: from}
 			a.RequestID = a.Owner
 			if rng.IntN(2) == 0 {
 				a.How = "disconnect"
@@ -77,6 +88,7 @@ func (w *Workload) abandonLoop(ctx context.Context, id int, hc *http.Client) {
 			} else {
 				granted = w.call(ctx, hc, w.cfg.Endpoints[a.Node], "Acquire", body, nil, a.After)
 			}
+			a.Until = w.rec.Now()
 			if granted { // the grant came back in time: the caller has it, and gives it back
 				w.call(ctx, hc, w.endpoint(rng), "Release", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"requestId":%q}`, a.Key, a.Owner, a.RequestID+"-r"), nil, 0)
 				continue
@@ -84,6 +96,13 @@ func (w *Workload) abandonLoop(ctx context.Context, id int, hc *http.Client) {
 			w.ab.mu.Lock()
 			w.ab.list = append(w.ab.list, a)
 			w.ab.mu.Unlock()
+		}
+		// Free the key a moment after the last departure, as an unrelated
+		// holder would: the node serving a hang-up learns of it from the
+		// connection's end, which must be able to arrive first.
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
 		}
 		_ = w.call(ctx, hc, w.endpoint(rng), "Release", fmt.Sprintf(`{"keys":[%q],"ownerId":%q,"requestId":%q}`, key, holder, holder+"-r"), nil, 0)
 	}
@@ -94,8 +113,10 @@ func (w *Workload) endpoint(rng *rand.Rand) string {
 }
 
 // call posts a Connect JSON call and reports whether it was answered with
-// success; with hangUp > 0 the call is cut that long after it starts (the
-// stream is reset: the server sees its caller go away).
+// success (a 200 whose headers arrived: the caller saw the answer, even if
+// reading the rest was cut); with hangUp > 0 the call is cut that long
+// after it starts (the stream is reset: the server sees its caller go
+// away).
 func (w *Workload) call(ctx context.Context, hc *http.Client, endpoint, method, body string, header http.Header, hangUp time.Duration) bool {
 	url := endpoint
 	if !strings.Contains(url, "://") {
@@ -123,7 +144,7 @@ func (w *Workload) call(ctx context.Context, hc *http.Client, endpoint, method, 
 	if err != nil {
 		return false
 	}
-	_, rerr := io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && rerr == nil
+	return resp.StatusCode == http.StatusOK
 }

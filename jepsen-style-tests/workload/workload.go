@@ -203,7 +203,7 @@ func (w *Workload) Start(ctx context.Context) error {
 		go func() {
 			defer w.wg.Done()
 			defer hc.CloseIdleConnections()
-			w.abandonLoop(ctx, i, hc)
+			w.abandonLoop(ctx, i, local, hc)
 		}()
 	}
 	return nil

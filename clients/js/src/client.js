@@ -41,6 +41,51 @@ function durationJSON(seconds, field) {
   return `${seconds.toFixed(9).replace(/\.?0+$/, '')}s`;
 }
 
+/** The wire names of the lock modes (LockMode in lock.proto). */
+const MODES = Object.freeze({ exclusive: 'LOCK_MODE_EXCLUSIVE', shared: 'LOCK_MODE_SHARED', semaphore: 'LOCK_MODE_SEMAPHORE' });
+const MODE_NAMES = Object.freeze({ LOCK_MODE_SHARED: 'shared', LOCK_MODE_SEMAPHORE: 'semaphore' });
+/** The most permits a semaphore key may have (the server's limit). */
+const MAX_SEMAPHORE_LIMIT = 1000;
+
+/**
+ * The wire fields of the mode options (mode, permits, limit) of an acquire
+ * or execute, checked as the server checks them, naming the field.
+ */
+function modeFields(o, ownerId) {
+  const out = {};
+  const { mode, permits, limit } = o;
+  if (mode === undefined || mode === null) {
+    if (permits !== undefined || limit !== undefined) {
+      throw new RaftlockError(Code.InvalidArgument, `${permits !== undefined ? 'permits' : 'limit'}: only for mode "semaphore"`);
+    }
+    return out;
+  }
+  if (!Object.hasOwn(MODES, mode)) {
+    throw new RaftlockError(Code.InvalidArgument, `mode: ${JSON.stringify(mode)} is not one of "exclusive", "shared", "semaphore"`);
+  }
+  out.mode = MODES[mode];
+  if (mode !== 'semaphore') {
+    if (permits !== undefined || limit !== undefined) {
+      throw new RaftlockError(Code.InvalidArgument, `${permits !== undefined ? 'permits' : 'limit'}: only for mode "semaphore", not ${JSON.stringify(mode)}`);
+    }
+  } else {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEMAPHORE_LIMIT) {
+      throw new RaftlockError(Code.InvalidArgument, `limit: the semaphore's number of permits, an integer from 1 to ${MAX_SEMAPHORE_LIMIT} (got ${limit})`);
+    }
+    out.limit = limit;
+    if (permits !== undefined) {
+      if (!Number.isInteger(permits) || permits < 1 || permits > limit) {
+        throw new RaftlockError(Code.InvalidArgument, `permits: an integer from 1 to the limit ${limit} (got ${permits})`);
+      }
+      out.permits = permits;
+    }
+  }
+  if (mode !== 'exclusive' && !ownerId) {
+    throw new RaftlockError(Code.InvalidArgument, `ownerId: required for mode "${mode}" (each holder is told apart by its owner)`);
+  }
+  return out;
+}
+
 /** "1.5s" to seconds. */
 function seconds(d) {
   if (typeof d !== 'string' || !d.endsWith('s')) return null;
@@ -108,6 +153,15 @@ class RaftlockClient {
       fencingToken: BigInt(l.fencingToken ?? 0),
       expiresIn: l.expiresIn === undefined ? null : seconds(l.expiresIn),
       waiters: l.waiters ?? 0,
+      mode: MODE_NAMES[l.mode] ?? 'exclusive',
+      limit: l.limit ?? 0,
+      holders: (l.holders ?? []).map((h) => ({
+        ownerId: h.ownerId ?? '',
+        fencingToken: BigInt(h.fencingToken ?? 0),
+        expiresIn: h.expiresIn === undefined ? null : seconds(h.expiresIn),
+        slots: h.slots ?? [],
+      })),
+      slots: l.slots ?? [],
     };
   }
 
@@ -139,6 +193,7 @@ class RaftlockClient {
    */
   async acquire(keys, o = {}) {
     const wireKeys = this.#toKeys(keys);
+    modeFields(o, o.ownerId);
     const wait = o.waitTimeout ?? 0;
     if (wait) durationJSON(wait, 'waitTimeout');
     const waitUntil = performance.now() + wait * 1000;
@@ -164,7 +219,7 @@ class RaftlockClient {
 
   /** One Acquire, retried as one request (see index.d.ts), waiting until waitUntil if wait. */
   async #acquire(wireKeys, o, wait, waitUntil) {
-    const body = { keys: wireKeys, ownerId: o.ownerId ?? '' };
+    const body = { keys: wireKeys, ownerId: o.ownerId ?? '', ...modeFields(o, o.ownerId) };
     if (o.expire) body.expire = durationJSON(o.expire, 'expire');
     let requestId = o.requestId ?? randomUUID();
     for (;;) {
@@ -299,6 +354,8 @@ class RaftlockClient {
     const wireKeys = this.#toKeys(keys);
     const ownOwner = o.ownerId === undefined;
     const ownerId = o.ownerId ?? `execute-${randomUUID()}`;
+    const mode = { mode: o.mode, permits: o.permits, limit: o.limit };
+    modeFields(mode, ownerId);
     const deadline = performance.now() + timeout * 1000;
     const ticket = this.order?.enter(Kind.WAIT, listOf(keys), ownerId);
     let requestId, sentAt, granted;
@@ -307,7 +364,7 @@ class RaftlockClient {
       if (admitted) await admitted;
       sentAt = performance.now();
       granted = await this.#acquire(wireKeys, {
-        ownerId, expire, signal: o.signal, [ON_REQUEST_ID]: (id) => { requestId = id; },
+        ownerId, expire, ...mode, signal: o.signal, [ON_REQUEST_ID]: (id) => { requestId = id; },
       }, true, deadline);
       // The timeout bounds the wait: a grant that lands after it is handed
       // back and the job does not run (the framework's contract). Only an
@@ -378,7 +435,9 @@ class RaftlockClient {
       excludeWaiters: o.excludeWaiters ? true : undefined,
       fromIndex: o.fromIndex === undefined ? undefined : BigInt(o.fromIndex).toString(),
     });
-    return watch(this.transport, req, { signal: o.signal, fromKey: (k) => this.#fromKey(k) });
+    return watch(this.transport, req, {
+      signal: o.signal, fromKey: (k) => this.#fromKey(k), lock: (l) => this.#lock(l), mode: (m) => MODE_NAMES[m] ?? 'exclusive',
+    });
   }
 
   async close() {

@@ -131,11 +131,13 @@ class RaftlockLockingProvider {
    * Runs job while holding every key. The job receives an AbortSignal that
    * aborts when the lease is lost. timeout: seconds to wait for the keys
    * (default 5, at least 1); expire: seconds the lease lives without renewal
-   * (default 60, renewed every expire/3).
+   * (default 60, renewed every expire/3). mode ("exclusive", "shared",
+   * "semaphore"), permits and limit: how to hold the keys (the Locking
+   * Module hands its args to the provider unchanged).
    */
   async execute(keys, job, args = {}) {
     this.#check();
-    return this.client.execute(keys, job, { timeout: args?.timeout, expire: args?.expire, signal: args?.signal });
+    return this.client.execute(keys, job, { timeout: args?.timeout, expire: args?.expire, signal: args?.signal, ...modeArgs(args) });
   }
 
   /**
@@ -143,6 +145,8 @@ class RaftlockLockingProvider {
    * `Failed to acquire lock for key "<key>"` at once when one is busy.
    * expire: seconds (absent: never expires). awaitQueue: wait in the FIFO
    * queue up to timeout seconds (default 5) instead of failing at once.
+   * mode, permits, limit: as for execute (shared and semaphore need an
+   * ownerId).
    */
   async acquire(keys, args = {}) {
     this.#check();
@@ -150,6 +154,7 @@ class RaftlockLockingProvider {
       ownerId: args?.ownerId ?? '',
       expire: args?.expire,
       waitTimeout: args?.awaitQueue ? clampTimeout(args?.timeout) : 0,
+      ...modeArgs(args),
     });
   }
 
@@ -178,6 +183,13 @@ class RaftlockLockingProvider {
   #check() {
     if (this.closed) throw new Error('raftlock: the locking provider was shut down');
   }
+}
+
+/** The mode options among a call's args (absent ones left out). */
+function modeArgs(args) {
+  const out = {};
+  for (const k of ['mode', 'permits', 'limit']) if (args?.[k] !== undefined) out[k] = args[k];
+  return out;
 }
 
 /**

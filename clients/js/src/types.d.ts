@@ -115,15 +115,49 @@ export interface ClientOptions {
   ordered?: boolean;
 }
 
+/**
+ * How keys are held (docs/modes.md): one holder ("exclusive", the default),
+ * any number of "shared" holders and no exclusive one (the two sides of a
+ * read-write lock), or a "semaphore" of `limit` permits.
+ */
+export type LockMode = 'exclusive' | 'shared' | 'semaphore';
+
+/** The mode options of acquire and execute. */
+export interface ModeOptions {
+  /** Default "exclusive". "shared" and "semaphore" need an ownerId (execute always has one). */
+  mode?: LockMode;
+  /** Semaphore only: permits to take on each key, 1 to limit. Default 1. */
+  permits?: number;
+  /** Semaphore only, required: the key's number of permits, 1 to 1000; every request on the key names the same. */
+  limit?: number;
+}
+
+/** One holder of a shared or semaphore key (getLock, listLocks). */
+export interface Holder {
+  ownerId: string;
+  fencingToken: bigint;
+  expiresIn: number | null;
+  /** A semaphore hold's slots, one per permit. */
+  slots: number[];
+}
+
 export interface Lock {
   key: string;
-  /** "" for an anonymous lock. */
+  /** "" for an anonymous lock; in getLock and listLocks, "" for a shared or semaphore key (see holders). */
   ownerId: string;
   fencingToken: bigint;
   /** Seconds left in cluster time; null when the lock never expires. */
   expiresIn: number | null;
   /** Acquires waiting in this key's queue. */
   waiters: number;
+  /** How the key is held. */
+  mode: LockMode;
+  /** A semaphore's limit; 0 for the other modes. */
+  limit: number;
+  /** A shared or semaphore key's holders in grant order (getLock and listLocks); [] otherwise. */
+  holders: Holder[];
+  /** The caller's semaphore slots on this key (acquire, execute): a resource fences a semaphore per key and slot. */
+  slots: number[];
 }
 
 export interface AcquireResult {
@@ -163,7 +197,7 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-export interface ExecuteOptions extends CallOptions {
+export interface ExecuteOptions extends CallOptions, ModeOptions {
   /** Seconds to wait for the keys. Default 5, at least 1. */
   timeout?: number;
   /** Seconds the lease lives without renewal; renewed every expire/3. Default 60; 0: never expires, never renewed. */
@@ -188,6 +222,8 @@ export interface WatchEvent {
   clusterTime: number;
   key: string;
   kind: WatchEventKind;
+  /** How the key is (or was) held, or wanted. */
+  mode: LockMode;
   /** The holder, the new holder (handed_off) or the waiter. */
   ownerId: string;
   /** 0n for waiter events. */
@@ -204,8 +240,9 @@ export interface WatchEvent {
 /** A key of a watch snapshot: its lock (null: free, with waiters) and its queue, first in line first. */
 export interface WatchedKey {
   key: string;
-  lock: (Lock & { mode: string | null; holders: { ownerId: string; fencingToken: bigint; expiresIn: number | null }[] }) | null;
-  waiters: { ownerId: string; requestId: string; waitLeft: number }[];
+  lock: Lock | null;
+  /** waitLeft: seconds before the wait times out. */
+  waiters: { ownerId: string; requestId: string; mode: LockMode; permits: number; waitLeft: number }[];
 }
 
 /** One step of a watch; index is the applied index it brings the watcher to. */
@@ -236,7 +273,7 @@ export declare class RaftlockClient {
    * "aborted" `Failed to acquire lock for key "<key>"`. The wait timed out:
    * "deadline_exceeded" `Timed-out acquiring lock.`
    */
-  acquire(keys: string | string[], options?: CallOptions & {
+  acquire(keys: string | string[], options?: CallOptions & ModeOptions & {
     ownerId?: string;
     /** Seconds; absent or 0: never expires. */
     expire?: number;
@@ -394,8 +431,8 @@ export declare class RaftlockLockingProvider {
    * and the lease (fencing token). Calls of one process on a key are served
    * in the order issued.
    */
-  execute<T>(keys: string | string[], job: (signal: AbortSignal, lease: Lease) => Promise<T> | T, args?: { timeout?: number; expire?: number; signal?: AbortSignal }, sharedContext?: unknown): Promise<T>;
-  acquire(keys: string | string[], args?: { ownerId?: string | null; expire?: number; awaitQueue?: boolean; timeout?: number }, sharedContext?: unknown): Promise<void>;
+  execute<T>(keys: string | string[], job: (signal: AbortSignal, lease: Lease) => Promise<T> | T, args?: ModeOptions & { timeout?: number; expire?: number; signal?: AbortSignal }, sharedContext?: unknown): Promise<T>;
+  acquire(keys: string | string[], args?: ModeOptions & { ownerId?: string | null; expire?: number; awaitQueue?: boolean; timeout?: number }, sharedContext?: unknown): Promise<void>;
   release(keys: string | string[], args?: { ownerId?: string | null }, sharedContext?: unknown): Promise<boolean>;
   /** Frees every lock of ownerId; without one, every anonymous lock (never other owners'). */
   releaseAll(args?: { ownerId?: string | null }, sharedContext?: unknown): Promise<void>;
