@@ -21,6 +21,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
+	"github.com/raftlock/raftlock/api/gen/raftlock/v1/raftlockv1connect"
 	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/cluster/tokens"
 	"github.com/raftlock/raftlock/fsm"
@@ -347,6 +349,18 @@ func TestWatchResumeAndTooOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := l.Token() // the index of that entry
+	// Every protocol streams: gRPC-Web and Connect JSON over HTTP/1.1,
+	// gRPC over h2c (the client's default).
+	for _, opt := range []connect.ClientOption{connect.WithGRPCWeb(), connect.WithProtoJSON()} {
+		st, err := raftlockv1connect.NewLockServiceClient(&http.Client{}, c.URL(0), opt).Watch(ctx, connect.NewRequest(&raftlockv1.WatchRequest{Prefix: "old:"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Receive() || st.Msg().GetSnapshot() == nil || len(st.Msg().GetSnapshot().Keys) != 1 {
+			t.Fatalf("watch (%T): %v %v, want a snapshot of old:first", opt, st.Msg(), st.Err())
+		}
+		st.Close()
+	}
 	if _, err := cl.Acquire(ctx, []string{"old:second"}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +488,11 @@ func metric(t *testing.T, c *testcluster.Cluster, name string) float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	return scanMetric(resp.Body, name)
+}
+
+func scanMetric(r io.Reader, name string) float64 {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			var f float64

@@ -435,7 +435,9 @@ class RaftlockClient {
       excludeWaiters: o.excludeWaiters ? true : undefined,
       fromIndex: o.fromIndex === undefined ? undefined : BigInt(o.fromIndex).toString(),
     });
-    return watch(this.transport, req, { signal: o.signal, fromKey: (k) => this.#fromKey(k) });
+    return watch(this.transport, req, {
+      signal: o.signal, fromKey: (k) => this.#fromKey(k), lock: (l) => this.#lock(l), mode: (m) => MODE_NAMES[m] ?? 'exclusive',
+    });
   }
 
   async close() {

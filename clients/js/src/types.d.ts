@@ -222,6 +222,8 @@ export interface WatchEvent {
   clusterTime: number;
   key: string;
   kind: WatchEventKind;
+  /** How the key is (or was) held, or wanted. */
+  mode: LockMode;
   /** The holder, the new holder (handed_off) or the waiter. */
   ownerId: string;
   /** 0n for waiter events. */
@@ -238,8 +240,9 @@ export interface WatchEvent {
 /** A key of a watch snapshot: its lock (null: free, with waiters) and its queue, first in line first. */
 export interface WatchedKey {
   key: string;
-  lock: (Lock & { mode: string | null; holders: { ownerId: string; fencingToken: bigint; expiresIn: number | null }[] }) | null;
-  waiters: { ownerId: string; requestId: string; waitLeft: number }[];
+  lock: Lock | null;
+  /** waitLeft: seconds before the wait times out. */
+  waiters: { ownerId: string; requestId: string; mode: LockMode; permits: number; waitLeft: number }[];
 }
 
 /** One step of a watch; index is the applied index it brings the watcher to. */

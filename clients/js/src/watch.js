@@ -139,13 +139,13 @@ async function* watch(transport, req, o) {
               type: 'snapshot', index: BigInt(s.index ?? 0), clusterTime: seconds(s.clusterTime) ?? 0,
               resync: s.resync === true, reason: RESET[s.reason] ?? null, keys: [],
             };
-            for (const k of s.keys ?? []) snap.keys.push(watchedKey(k, o.fromKey));
+            for (const k of s.keys ?? []) snap.keys.push(watchedKey(k, o));
             if (s.more) continue;
             u = snap;
             snap = null;
             from = u.index;
           } else if (m.events) {
-            const events = (m.events.events ?? []).map((e) => event(e, o.fromKey)).filter((e) => e.index > from);
+            const events = (m.events.events ?? []).map((e) => event(e, o)).filter((e) => e.index > from);
             if (events.length === 0) continue;
             const last = events[events.length - 1];
             u = { type: 'events', index: last.index, clusterTime: last.clusterTime, events };
@@ -180,21 +180,18 @@ async function* watch(transport, req, o) {
   }
 }
 
-function watchedKey(k, fromKey) {
-  const lock = k.lock ? {
-    key: fromKey(k.lock.key ?? ''), ownerId: k.lock.ownerId ?? '', fencingToken: BigInt(k.lock.fencingToken ?? 0),
-    expiresIn: seconds(k.lock.expiresIn), waiters: k.lock.waiters ?? 0,
-    mode: k.lock.mode ?? null, holders: (k.lock.holders ?? []).map((h) => ({ ownerId: h.ownerId ?? '', fencingToken: BigInt(h.fencingToken ?? 0), expiresIn: seconds(h.expiresIn) })),
-  } : null;
+function watchedKey(k, o) {
   return {
-    key: fromKey(k.key ?? ''), lock,
-    waiters: (k.waiters ?? []).map((w) => ({ ownerId: w.ownerId ?? '', requestId: w.requestId ?? '', waitLeft: seconds(w.waitLeft) ?? 0 })),
+    key: o.fromKey(k.key ?? ''), lock: k.lock ? o.lock(k.lock) : null,
+    waiters: (k.waiters ?? []).map((w) => ({
+      ownerId: w.ownerId ?? '', requestId: w.requestId ?? '', mode: o.mode(w.mode), permits: w.permits ?? 0, waitLeft: seconds(w.waitLeft) ?? 0,
+    })),
   };
 }
 
-function event(e, fromKey) {
+function event(e, o) {
   return {
-    index: BigInt(e.index ?? 0), clusterTime: seconds(e.clusterTime) ?? 0, key: fromKey(e.key ?? ''),
+    index: BigInt(e.index ?? 0), clusterTime: seconds(e.clusterTime) ?? 0, key: o.fromKey(e.key ?? ''), mode: o.mode(e.mode),
     kind: KIND[e.kind] ?? 'unknown', ownerId: e.ownerId ?? '', fencingToken: BigInt(e.fencingToken ?? 0),
     reason: REASON[e.reason] ?? null, expire: seconds(e.expire), requestId: e.requestId ?? '',
     previousOwnerId: e.previousOwnerId ?? '',

@@ -57,14 +57,6 @@ export function refused(e: unknown): bigint | undefined {
 }
 // @ts-expect-error placeholder is "$" or "?"
 claimRowSql({ ...row, placeholder: ":" })
-
-// Modes: the client and the provider take mode, permits and limit; locks report them.
-export const shared: Promise<string> = client.acquire("report", { ownerId: "r1", mode: "shared" }).then((r) => r.locks[0].mode)
-export const slots: Promise<number[]> = client.acquire("supplier", { ownerId: "i1", mode: "semaphore", limit: 4, permits: 2 }).then((r) => r.locks[0].slots)
-export const holders: Promise<string[]> = client.getLock("report").then((l) => (l?.holders ?? []).map((h) => h.ownerId))
-export const readers: Promise<number> = new RaftlockLockingProvider(options).execute("report", async () => 1, { mode: "shared", timeout: 5 })
-// @ts-expect-error a mode is one of "exclusive", "shared", "semaphore"
-client.acquire("report", { ownerId: "r1", mode: "read" })
 // A watch: updates narrow on type; indexes and tokens are bigints.
 export async function hottest(signal: AbortSignal): Promise<bigint> {
   let last = 0n
@@ -76,3 +68,12 @@ export async function hottest(signal: AbortSignal): Promise<bigint> {
 }
 // @ts-expect-error an event kind is one of the documented names
 export const badKind: import("../../index.js").WatchEventKind = "granted"
+
+
+// Modes: the client and the provider take mode, permits and limit; locks report them.
+export const shared: Promise<string> = client.acquire("report", { ownerId: "r1", mode: "shared" }).then((r) => r.locks[0].mode)
+export const slots: Promise<number[]> = client.acquire("supplier", { ownerId: "i1", mode: "semaphore", limit: 4, permits: 2 }).then((r) => r.locks[0].slots)
+export const holders: Promise<string[]> = client.getLock("report").then((l) => (l?.holders ?? []).map((h) => h.ownerId))
+export const readers: Promise<number> = new RaftlockLockingProvider(options).execute("report", async () => 1, { mode: "shared", timeout: 5 })
+// @ts-expect-error a mode is one of "exclusive", "shared", "semaphore"
+client.acquire("report", { ownerId: "r1", mode: "read" })
