@@ -158,6 +158,13 @@ func TestConsoleFollowsLocks(t *testing.T) {
 	waitDOM(t, tab, "the hand-off on the key page", `document.querySelector('#k-holder .holder').textContent === "checkout-91c2" &&
 		document.querySelectorAll('#k-queue .waiter').length === 1 &&
 		[...document.querySelectorAll('#k-history li')].some(li => li.textContent.includes("handed_off checkout-91c2"))`)
+	keyShot, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "console-key.png"), keyShot, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(tab, chromedp.Navigate(c.URL(fol)+"/ui/#/")); err != nil {
 		t.Fatal(err)
 	}
