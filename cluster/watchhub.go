@@ -136,11 +136,10 @@ func (h *watchHub) register(reg *prometheus.Registry) {
 func (h *watchHub) publish(r *fsm.Result) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// A watcher is woken only for an entry it selects something in: its
+	// heartbeat reads last, and its queue holds all it selects up to there.
 	h.last, h.lastNow = max(h.last, r.Index), r.Now
 	if len(r.Changes) == 0 {
-		for w := range h.watchers {
-			poke(w) // heartbeats may say the new index
-		}
 		return
 	}
 	e := &watchEntry{index: r.Index, now: r.Now, changes: r.Changes}
@@ -164,7 +163,6 @@ func (h *watchHub) publish(r *fsm.Result) {
 		}
 		n := w.sel.count(e)
 		if n == 0 {
-			poke(w)
 			continue
 		}
 		// An entry is never split: one bigger than the bound alone passes
