@@ -127,10 +127,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// Per-lock metrics (lockmetrics.go): a key is counted under its first
-	// MetricsPrefixDepth segments (1 to 16) cut at MetricsPrefixSeparator;
-	// at most MetricsMaxPrefixes (1 to 10000) distinct prefixes get a label,
-	// the rest count as "other"; the MetricsBusiestKeys (1 to 1000) longest
-	// queues are reported by key. Zero: the default (1, ":", 100, 10).
+	// MetricsPrefixDepth segments (0 to 16; 0: every key under the prefix
+	// "", so no key text appears in labels) cut at MetricsPrefixSeparator
+	// (empty: ":"); at most MetricsMaxPrefixes (1 to 10000; 0: 100) distinct
+	// prefixes get a label, the rest count as "other"; the MetricsBusiestKeys
+	// (0 to 1000; 0: none) longest queues are reported by key. DefaultConfig
+	// sets depth 1 and 10 busiest keys.
 	MetricsPrefixDepth     int
 	MetricsPrefixSeparator string
 	MetricsMaxPrefixes     int
@@ -354,17 +356,11 @@ func (c Config) withDefaults() Config {
 	if c.WatchHeartbeat == 0 {
 		c.WatchHeartbeat = 5 * time.Second
 	}
-	if c.MetricsPrefixDepth == 0 {
-		c.MetricsPrefixDepth = DefaultMetricsPrefixDepth
-	}
 	if c.MetricsPrefixSeparator == "" {
 		c.MetricsPrefixSeparator = DefaultMetricsPrefixSeparator
 	}
 	if c.MetricsMaxPrefixes == 0 {
 		c.MetricsMaxPrefixes = DefaultMetricsMaxPrefixes
-	}
-	if c.MetricsBusiestKeys == 0 {
-		c.MetricsBusiestKeys = DefaultMetricsBusiestKeys
 	}
 	if c.Dialer == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
@@ -387,10 +383,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validateMetrics checks the per-lock metrics settings (zero: the default).
+// validateMetrics checks the per-lock metrics settings.
 func (c Config) validateMetrics() error {
 	if c.MetricsPrefixDepth < 0 || c.MetricsPrefixDepth > maxMetricsPrefixDepth {
-		return badConfig("--metrics-prefix-depth must be 1 to %d segments, got %d", maxMetricsPrefixDepth, c.MetricsPrefixDepth)
+		return badConfig("--metrics-prefix-depth must be 0 to %d segments, got %d", maxMetricsPrefixDepth, c.MetricsPrefixDepth)
 	}
 	if len(c.MetricsPrefixSeparator) > 8 {
 		return badConfig("--metrics-prefix-separator must be at most 8 bytes, got %q", c.MetricsPrefixSeparator)
@@ -399,7 +395,7 @@ func (c Config) validateMetrics() error {
 		return badConfig("--metrics-max-prefixes must be 1 to %d, got %d", maxMetricsMaxPrefixes, c.MetricsMaxPrefixes)
 	}
 	if c.MetricsBusiestKeys < 0 || c.MetricsBusiestKeys > maxMetricsBusiestKeys {
-		return badConfig("--metrics-busiest-keys must be 1 to %d, got %d", maxMetricsBusiestKeys, c.MetricsBusiestKeys)
+		return badConfig("--metrics-busiest-keys must be 0 to %d, got %d", maxMetricsBusiestKeys, c.MetricsBusiestKeys)
 	}
 	return nil
 }

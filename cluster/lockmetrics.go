@@ -18,7 +18,9 @@ import (
 // ("stock:prod_123" at depth 1 is "stock:"). The first MetricsMaxPrefixes
 // distinct prefixes a node sees get a label each; later ones are counted
 // under prefix="other". Only the queue depth names keys, and only the
-// MetricsBusiestKeys longest queues at the time of the scrape.
+// MetricsBusiestKeys longest queues at the time of the scrape. Depth 0 and
+// no busiest keys leave every trace of key names out of /metrics, which
+// answers anyone (docs/security.md).
 //
 //	raftlock_lock_grants_total{prefix,how}    how: acquired (at once) or handed_off (from the queue)
 //	raftlock_lock_ends_total{prefix,how}      how: released, expired or force_released
@@ -187,6 +189,9 @@ var queueDepthDesc = prometheus.NewDesc("raftlock_queue_depth",
 func (q *queueDepths) Describe(ch chan<- *prometheus.Desc) { ch <- queueDepthDesc }
 
 func (q *queueDepths) Collect(ch chan<- prometheus.Metric) {
+	if q.n == 0 {
+		return
+	}
 	for _, d := range q.longest(q.n) {
 		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(d.Depth), d.Key)
 	}

@@ -26,6 +26,10 @@ func TestLockMetricsPrefix(t *testing.T) {
 			t.Errorf("prefix(%q) = %q, want %q", tc.key, got, tc.want)
 		}
 	}
+	none := &lockMetrics{depth: 0, sep: ":", maxPrefixes: 100, prefixes: map[string]bool{}}
+	if got := none.prefix("stock:prod_123"); got != "" {
+		t.Errorf("depth 0: prefix(stock:prod_123) = %q, want \"\"", got)
+	}
 	one := &lockMetrics{depth: 1, sep: ":", maxPrefixes: 100, prefixes: map[string]bool{}}
 	if got := one.prefix("stock:prod_123"); got != "stock:" {
 		t.Errorf("depth 1: prefix(stock:prod_123) = %q, want stock:", got)

@@ -225,3 +225,43 @@ func TestLockMetricsFromAppliedEntries(t *testing.T) {
 		t.Logf("node 0: %v", first)
 	}
 }
+
+// With --metrics-prefix-depth 0 and --metrics-busiest-keys 0, /metrics
+// (which answers anyone) holds no key text: every key counts under
+// prefix="", and no queue is named, even while one has a waiter.
+func TestLockMetricsWithoutKeyNames(t *testing.T) {
+	c := testcluster.New(t, 1, testcluster.WithArgs("--metrics-prefix-depth", "0", "--metrics-busiest-keys", "0"))
+	ctx := t.Context()
+	hc := c.HTTPClient()
+	c.Leader()
+	if _, err := postJSON(ctx, hc, c.URL(0), "Acquire", `{"keys":["secret:k1"],"ownerId":"a","expire":"60s"}`); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := postJSON(ctx, &http.Client{Transport: hc.Transport}, c.URL(0), "Acquire", `{"keys":["secret:k1"],"ownerId":"b","expire":"60s","waitTimeout":"60s"}`)
+		got <- err
+	}()
+	var m map[string]float64
+	last := ""
+	testcluster.Poll(t, testcluster.DefaultWait, 50*time.Millisecond, "b queued, counted under prefix \"\"", func() bool {
+		var err error
+		if m, err = scrape(ctx, hc, c.URL(0)); err != nil {
+			last = err.Error()
+			return false
+		}
+		last = fmt.Sprint(perLock(m))
+		return m[`raftlock_waiters{}`] == 1 && m[`raftlock_lock_grants_total{how=acquired,prefix=}`] == 1
+	}, &last)
+	for k := range m {
+		if strings.Contains(k, "secret") || strings.HasPrefix(k, "raftlock_queue_depth") {
+			t.Errorf("series %s: key text in /metrics", k)
+		}
+	}
+	if _, err := postJSON(ctx, hc, c.URL(0), "Release", `{"keys":["secret:k1"],"ownerId":"a"}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+}
