@@ -622,3 +622,41 @@ func TestWatchNeedsAReadTokenWithinItsPrefix(t *testing.T) {
 		t.Fatalf("watch app/ with the reader: %+v %v, want a snapshot of app/1 alone", u, err)
 	}
 }
+
+// Watches hold no admission slot (a node admits 256 busy calls at once):
+// with 300 streams open, calls are still served; a node serves at most
+// --max-watches streams, and the next is refused with resource_exhausted
+// naming the limit.
+func TestWatchesHoldNoAdmissionSlotAndAreBounded(t *testing.T) {
+	c := testcluster.New(t, 1, testcluster.WithArgs("--max-watches", "300"))
+	c.Leader()
+	ctx := t.Context()
+	cl, err := client.New(c.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	wc, err := client.New(c.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	for range 300 {
+		go func() {
+			for range wc.Watch(ctx, "busy:") {
+			}
+		}()
+	}
+	c.WaitFor("300 watches", func() bool { return metric(t, c, "raftlock_watches") == 300 })
+	if _, err := cl.Acquire(ctx, []string{"busy:1"}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
+		t.Fatalf("acquire with 300 watches open: %v", err)
+	}
+	st, err := raftlockv1connect.NewLockServiceClient(&http.Client{}, c.URL(0), connect.WithProtoJSON()).Watch(ctx, connect.NewRequest(&raftlockv1.WatchRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.Receive() || connect.CodeOf(st.Err()) != connect.CodeResourceExhausted || !strings.Contains(st.Err().Error(), "maximum of 300 watches") {
+		t.Fatalf("the 301st watch: %v, want resource_exhausted naming the maximum of 300", st.Err())
+	}
+}
