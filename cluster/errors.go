@@ -48,6 +48,9 @@ var (
 	// leader headers name the leader (failed_precondition: nothing was
 	// done).
 	ErrNotLeader = errors.New("not the leader")
+	// ErrResourceExhausted: a bound of this node was reached (watches:
+	// ErrTooManyWatches, ErrWatchCutOff); the message names it.
+	ErrResourceExhausted = errors.New("resource exhausted")
 
 	// errNotReady: this node cannot take a write now, and did not try (no
 	// leader known, or it leads but has not taken office yet).
@@ -144,6 +147,8 @@ func codeOf(err error) (code connect.Code, ok bool) {
 		return connect.CodeNotFound, true
 	case errors.Is(err, ErrNoOtherVoter), errors.Is(err, ErrVersionTooLow), errors.Is(err, ErrNotLeader):
 		return connect.CodeFailedPrecondition, true
+	case errors.Is(err, ErrResourceExhausted), errors.Is(err, ErrTooManyWatches), errors.Is(err, ErrWatchCutOff):
+		return connect.CodeResourceExhausted, true
 	case errors.Is(err, ErrClusterHasData):
 		return connect.CodeAlreadyExists, true
 	case errors.Is(err, ErrUnauthenticated):

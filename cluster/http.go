@@ -61,7 +61,8 @@ func (n *Node) newHTTPServer() *http.Server {
 	apiOpts = append(apiOpts, unsafeOptions(n)...)
 	mux := http.NewServeMux()
 	api := func(pattern string, h http.Handler) { mux.Handle(pattern, timeHTTP(n.checkRequest(n.admit(h)))) }
-	api(raftlockv1connect.NewLockServiceHandler(&lockService{n}, apiOpts...))
+	lockPath, lockHandler := raftlockv1connect.NewLockServiceHandler(&lockService{n}, apiOpts...)
+	api(lockPath, watchConn(lockHandler))
 	clusterPath, clusterHandler := raftlockv1connect.NewClusterServiceHandler(&clusterService{n}, apiOpts...)
 	api(clusterPath, clusterHandler)
 	// A restore uploads a whole backup file: a body limit and a read
@@ -76,6 +77,7 @@ func (n *Node) newHTTPServer() *http.Server {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", n.met.handler())
 	n.mountDebug(mux)
+	n.mountUI(mux)
 
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)

@@ -61,6 +61,8 @@ type Node struct {
 	peers *peers
 	// hub hands the resolutions of waiting Acquires to their handlers.
 	hub *hub
+	// watches fans applied changes out to Watch streams (watchhub.go).
+	watches *watchHub
 	// met are the node's Prometheus metrics.
 	met *metrics
 	// versions is what this node knows of the members' supported versions.
@@ -109,6 +111,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n = &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.ID), clock: unsafeClock(cfg),
 		hub: newHub(), versions: newVersions(), officeCh: make(chan struct{}),
+		watches:    newWatchHub(cfg.WatchBuffer, watchHistory, cfg.MaxWatches),
 		shutdownCh: make(chan struct{}), raftDown: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	n.abandons = newAbandons(n)
@@ -236,8 +239,12 @@ func (n *Node) fsmHooks() raftfsm.Hooks {
 		SnapshotUnderLock: func(reason error) {
 			n.log.Warn("snapshot encoded under the table's lock (writes wait for it): it could not be rebuilt from the last snapshot and the log", "reason", reason)
 		}}
-	if n.cfg.Journal != nil {
-		h.Restored = n.journalRestore
+	h.Restored = func(index uint64) {
+		n.watches.restored(index)
+		n.met.locks.restored()
+		if n.cfg.Journal != nil {
+			n.journalRestore(index)
+		}
 	}
 	return h
 }

@@ -146,6 +146,7 @@ func (n *Node) observe(r *fsm.Result) {
 		n.journal(r)
 	}
 	n.met.observe(r)
+	n.watches.publish(r)
 	for _, ev := range r.Events {
 		n.hub.publish(ev)
 	}

@@ -54,6 +54,7 @@ func TestProperties(t *testing.T) {
 			twin.Apply(index, &c)
 			ref.apply(index, &c)
 		}
+		view, late := newChangeView(), (*changeView)(nil)
 		steps := rapid.IntRange(1, 80).Draw(rt, "steps")
 		for step := 0; step < steps; step++ {
 			now += int64(rapid.IntRange(0, 3000).Draw(rt, "advance_ms")) * int64(time.Millisecond)
@@ -81,6 +82,20 @@ func TestProperties(t *testing.T) {
 			}
 			if err := tab.checkInvariants(); err != nil {
 				rt.Fatalf("step %d %s %+v: %v", step, c.Op, c, err)
+			}
+			for _, v := range []*changeView{view, late} {
+				if v == nil {
+					continue
+				}
+				if err := v.apply(got.Changes); err != nil {
+					rt.Fatalf("step %d %s %+v: changes %+v: %v", step, c.Op, c, got.Changes, err)
+				}
+				if want, have := viewOf(tab), v.String(); want != have {
+					rt.Fatalf("step %d %s %+v: replayed changes %+v:\n got %s\nwant %s", step, c.Op, c, got.Changes, have, want)
+				}
+			}
+			if late == nil && rapid.IntRange(0, 19).Draw(rt, "start a late view") == 0 {
+				late = viewFromState(tab.State(StateOptions{}), tab)
 			}
 			if err := sameState(tab, ref); err != nil {
 				rt.Fatalf("step %d %s %+v: state vs model: %v", step, c.Op, c, err)

@@ -116,6 +116,9 @@ type Result struct {
 	// Events lists waiting Acquires this entry resolved (granted, timed out,
 	// cancelled), so the node can answer their callers.
 	Events []Result
+	// Changes lists what this entry did to each key, in order (changes.go).
+	// Empty in the Events of a Result and in remembered results.
+	Changes []Change
 }
 
 // Token returns the highest fencing token among the keys.

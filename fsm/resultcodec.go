@@ -8,7 +8,10 @@ import (
 // resultEncoding is the version byte of an encoded Result. Results cross
 // the wire only between the nodes of one cluster (a follower forwards a
 // command and gets its result back), so the encoding lives here, beside the
-// command encoding, and carries every field: nothing is copied by hand.
+// command encoding, and carries every field but Changes: nothing is copied
+// by hand. Changes stay on the node that applied the entry: every node
+// derives its own from its own log (they feed its watch streams), and a
+// forwarded answer has no use for them.
 const resultEncoding = 1
 
 const (

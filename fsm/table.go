@@ -126,6 +126,14 @@ type Table struct {
 	records map[string]*record
 	ring    []*record // resolved records in resolution order
 	head    int       // first live element of ring
+
+	// The entry being applied (changes.go): its changes so far, how a hold
+	// that ends now ends, why a waiter cancelled now leaves, and the last
+	// holder whose hold on each key ended (for hand-offs). Reset by Apply.
+	changes   []Change
+	ending    ChangeKind
+	cancelWhy LeftReason
+	freed     map[string]string
 }
 
 // New returns an empty table. It panics if cfg is invalid: a table with bad
@@ -174,6 +182,7 @@ func (t *Table) NextDeadline() int64 {
 func (t *Table) Apply(index uint64, c *Command) *Result {
 	t.index = index
 	t.now = max(t.now, c.Time)
+	t.changes, t.freed, t.ending, t.cancelWhy = nil, nil, ChangeReleased, LeftCancelled
 	var events []Result
 	expired := t.expire(&events)
 	t.forgetRequests()
@@ -190,6 +199,8 @@ func (t *Table) Apply(index uint64, c *Command) *Result {
 	}
 	r.Events = events
 	r.Expired = expired
+	r.Changes = t.changes
+	t.changes, t.freed = nil, nil
 	return r
 }
 
@@ -381,7 +392,10 @@ func (t *Table) grantable(keys []string, a *ask, w *waiter) (string, bool) {
 // slots) and get a new deadline. An exclusive request on the owner's only
 // shared hold upgrades it: the key becomes exclusive with a new token.
 // slots are a semaphore grant's permit slots, key after key.
-func (t *Table) grant(keys []string, a *ask, expire int64) (tokens []uint64, deadlines []int64, slots []uint32) {
+//
+// kind and rid are what the changes of the grant say: ChangeAcquired for an
+// Acquire, ChangeHandedOff for a waiter.
+func (t *Table) grant(keys []string, a *ask, expire int64, kind ChangeKind, rid string) (tokens []uint64, deadlines []int64, slots []uint32) {
 	tokens = make([]uint64, len(keys))
 	deadlines = make([]int64, len(keys))
 	var deadline int64
@@ -411,6 +425,13 @@ func (t *Table) grant(keys []string, a *ask, expire int64) (tokens []uint64, dea
 		t.timers.set(&l.t, deadline)
 		tokens[i] = l.token
 		deadlines[i] = deadline
+		mode, limit, permits := t.holdMode(l)
+		ch := Change{Kind: kind, Key: k, Owner: a.owner, Token: l.token, Mode: mode, Limit: limit, Permits: permits,
+			Deadline: deadline, Expire: expire, RequestID: rid}
+		if kind == ChangeHandedOff {
+			ch.Previous = t.freed[k]
+		}
+		t.record(ch)
 		if a.mode == ModeSemaphore {
 			slots = append(slots, t.groups[k].holders[a.owner].slots...)
 		}
@@ -421,6 +442,7 @@ func (t *Table) grant(keys []string, a *ask, expire int64) (tokens []uint64, dea
 // free removes a hold, exclusive or in a group. Callers hand the key on
 // with handOff.
 func (t *Table) free(l *lock) {
+	t.recordFree(l)
 	if t.locks[l.key] == l {
 		delete(t.locks, l.key)
 	} else {
@@ -487,7 +509,7 @@ func (t *Table) handOff(keys []string, events *[]Result) {
 			continue
 		}
 		t.dropWaiter(w)
-		tokens, deadlines, slots := t.grant(w.keys, &w.ask, w.expire)
+		tokens, deadlines, slots := t.grant(w.keys, &w.ask, w.expire, ChangeHandedOff, w.rid)
 		rec := t.records[w.rid]
 		rec.code, rec.tokens, rec.deadlines, rec.slots, rec.granted = CodeOK, tokens, deadlines, slots, t.grantIndex()
 		t.resolve(rec)
@@ -523,6 +545,11 @@ func (t *Table) dropWaiter(w *waiter) {
 // endWait resolves a waiter that leaves without a grant (timed out or
 // cancelled) and lets the waiters behind it move up.
 func (t *Table) endWait(w *waiter, code Code, events *[]Result) Result {
+	why := t.cancelWhy
+	if code == CodeTimedOut {
+		why = LeftTimedOut
+	}
+	t.recordWaiter(ChangeWaiterLeft, w, why)
 	t.dropWaiter(w)
 	rec := t.records[w.rid]
 	rec.code = code
@@ -543,7 +570,9 @@ func (t *Table) expire(events *[]Result) (expired int) {
 		}
 		if l := tm.lock; l != nil {
 			expired++
+			t.ending = ChangeExpired
 			t.free(l)
+			t.ending = ChangeReleased
 			t.handOff([]string{l.key}, events)
 		} else {
 			t.endWait(tm.waiter, CodeTimedOut, events)
@@ -587,7 +616,7 @@ func (t *Table) acquire(c *Command, events *[]Result) *Result {
 			return &Result{Code: CodeExhausted, Msg: fmt.Sprintf("the table holds its maximum of %d locks", t.cfg.MaxLocks)}
 		}
 		r.Code = CodeOK
-		r.Tokens, r.Deadlines, r.Slots = t.grant(keys, &a, int64(c.Expire))
+		r.Tokens, r.Deadlines, r.Slots = t.grant(keys, &a, int64(c.Expire), ChangeAcquired, c.RequestID)
 	} else if c.Wait == 0 {
 		r.Code, r.Key = CodeBusy, busy
 	} else {
@@ -623,6 +652,7 @@ func (t *Table) enqueue(w *waiter, deadline int64) {
 	if w.owner != "" {
 		t.ownerWaiters[w.owner]++
 	}
+	t.recordWaiter(ChangeWaiterJoined, w, 0)
 }
 
 func (t *Table) release(c *Command, events *[]Result) *Result {
@@ -706,6 +736,8 @@ func (t *Table) forceRelease(c *Command, events *[]Result) *Result {
 // each, then hands each on. Count is the number of keys freed.
 func (t *Table) freeKeys(keys []string, events *[]Result) *Result {
 	r := &Result{}
+	t.ending = ChangeForceReleased
+	defer func() { t.ending = ChangeReleased }()
 	for _, k := range keys {
 		if l := t.locks[k]; l != nil {
 			t.free(l)
@@ -751,6 +783,9 @@ func (t *Table) refresh(c *Command) *Result {
 		}
 		t.timers.set(&l.t, deadline)
 		r.Tokens[i], r.Deadlines[i] = l.token, deadline
+		mode, limit, permits := t.holdMode(l)
+		t.record(Change{Kind: ChangeRefreshed, Key: k, Owner: l.owner, Token: l.token, Mode: mode, Limit: limit, Permits: permits,
+			Deadline: deadline, Expire: l.expire})
 	}
 	t.remember(c, fp, r)
 	return r
@@ -832,6 +867,7 @@ func (t *Table) abandon(c *Command, events *[]Result) *Result {
 	if c.RequestID == "" || c.Attempt == 0 {
 		return invalid("request_id and attempt: required")
 	}
+	t.cancelWhy = LeftAbandoned
 	rec := t.records[c.RequestID]
 	switch {
 	case rec == nil:
@@ -888,6 +924,7 @@ func (t *Table) abandonNode(c *Command, events *[]Result) *Result {
 	if inc == 0 {
 		return invalid("attempt: the incarnation (high 32 bits) is required")
 	}
+	t.cancelWhy = LeftAbandoned
 	r := &Result{Code: CodeOK}
 	for _, w := range t.waitersInOrder() {
 		// An earlier withdrawal's hand-off may have granted w: then it is no

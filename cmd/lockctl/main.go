@@ -35,6 +35,8 @@
 //	snapshot restore [--force] [--min-index N] FILE                    (restore a new cluster from a backup; docs/backup.md)
 //	certs [--dir certs] [--hosts 127.0.0.1,localhost] [--valid 8760h]   (local: a development CA and certificates)
 //	token --name N [--prefix P]... [--verbs acquire,read]               (local: a new token and its --auth-tokens entry)
+//	watch [--from INDEX] [--owner O] [--key KEY] [--no-waiters] [--count N] [PREFIX]  (one line per lock event; --json: one object per line)
+//	top [--n 20] [--interval 1s] [--once] [PREFIX]                    (live view of the hottest keys; --once prints it once)
 //
 // Flags of a command come before its arguments. Results go to stdout,
 // errors to stderr. Exit status: 0 on success, 1 on an error (including a
@@ -138,6 +140,8 @@ var commands = map[string]command{
 	"snapshot":        {snapshotUsage, snapshotCmd},
 	"certs":           {"certs [--dir certs] [--hosts 127.0.0.1,localhost] [--valid 8760h]", certsCmd},
 	"token":           {"token --name N [--prefix P]... [--verbs acquire,read]", tokenCmd},
+	"watch":           {"watch [--from INDEX] [--owner O] [--key KEY] [--no-waiters] [--count N] [PREFIX]", watchCmd},
+	"top":             {"top [--n 20] [--interval 1s] [--once] [PREFIX]", topCmd},
 }
 
 func usage(w io.Writer) {
@@ -214,6 +218,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cl.Close()
 	e := &env{g: g, cl: cl, stdout: stdout, stderr: stderr}
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+	if streaming[name] {
+		ctx, cancel = signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	}
 	defer cancel()
 	err = runFn(ctx, e, fs.Args())
 	var ue *usageError

@@ -8,6 +8,7 @@ const { Transport } = require('./transport.js');
 const { KeyOrder, Kind } = require('./order.js');
 const { tlsAgentOptions } = require('./tls.js');
 const { runWithFence } = require('./fence.js');
+const { watch } = require('./watch.js');
 
 const LOCK = '/raftlock.v1.LockService/';
 
@@ -419,6 +420,26 @@ class RaftlockClient {
    * every call in flight, refuses new ones, and frees the locks the running
    * executes held (waiting at most one request timeout for that).
    */
+  /**
+   * Streams the changes of the locks under prefix (see index.d.ts): an
+   * async iterator of snapshot, events and heartbeat updates that
+   * reconnects on its own and ends when o.signal aborts or close() is
+   * called.
+   */
+  watch(prefix = '', o = {}) {
+    if (typeof prefix !== 'string') throw new RaftlockError(Code.InvalidArgument, 'prefix: must be a string');
+    const req = stripUndefined({
+      prefix: o.key === undefined ? this.namespace + prefix : undefined,
+      key: o.key === undefined ? undefined : this.namespace + o.key,
+      ownerId: o.ownerId, ownerFilter: o.ownerId === undefined ? undefined : true,
+      excludeWaiters: o.excludeWaiters ? true : undefined,
+      fromIndex: o.fromIndex === undefined ? undefined : BigInt(o.fromIndex).toString(),
+    });
+    return watch(this.transport, req, {
+      signal: o.signal, fromKey: (k) => this.#fromKey(k), lock: (l) => this.#lock(l), mode: (m) => MODE_NAMES[m] ?? 'exclusive',
+    });
+  }
+
   async close() {
     if (this.closing) return this.closing;
     const leases = [...this.leases];

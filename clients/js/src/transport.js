@@ -116,6 +116,9 @@ class Transport {
     // keep-alive HTTP/1.1 connections (http1.js).
     this.fetch = f ?? null;
     this.pool = f ? null : new Pool({ headers: headerBlock(this.headers), tls });
+    this.tls = tls ?? null; // for watch streams' agent (watch.js)
+    this.watchAgent = null;
+    this.watches = new Set(); // AbortControllers of open watches, ended by close()
     this.leader = null; // base URL of the leader the last answer named
     this.hint = null; // the raftlock-leader value (with the scheme) hintBase came from
     this.hintBase = null;
@@ -130,11 +133,13 @@ class Transport {
     this.closedReason = new RaftlockError(Code.Canceled, 'raftlock client closed');
     for (const c of this.inflight) c.abort(this.closedReason);
     this.inflight.clear();
+    for (const w of this.watches) w.abort(this.closedReason);
   }
 
   /** Closes the pool's idle connections (after close, once cleanup calls are done). */
   closeConnections() {
     this.pool?.close();
+    this.watchAgent?.destroy();
   }
 
   /**

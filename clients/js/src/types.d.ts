@@ -209,6 +209,61 @@ export interface ExecuteOptions extends CallOptions, ModeOptions {
 export declare const DEFAULTS: Readonly<Required<Pick<ClientOptions, 'requestTimeout' | 'retryTimeout' | 'namespace'>> & { endpoints: string[] }>;
 export declare const EXECUTE_DEFAULTS: Readonly<{ timeout: number; expire: number }>;
 
+/** What happened to a key (LockService/Watch). */
+export type WatchEventKind =
+  | 'acquired' | 'released' | 'expired' | 'handed_off' | 'waiter_joined' | 'waiter_left'
+  | 'force_released' | 'refreshed' | 'unknown';
+
+/** One change of one key, from one applied log entry. */
+export interface WatchEvent {
+  /** The Raft index of the entry. */
+  index: bigint;
+  /** Its cluster time, in seconds. */
+  clusterTime: number;
+  key: string;
+  kind: WatchEventKind;
+  /** How the key is (or was) held, or wanted. */
+  mode: LockMode;
+  /** The holder, the new holder (handed_off) or the waiter. */
+  ownerId: string;
+  /** 0n for waiter events. */
+  fencingToken: bigint;
+  /** Why a waiter left (waiter_left). */
+  reason: 'timed_out' | 'cancelled' | 'abandoned' | null;
+  /** Seconds: the lease from clusterTime (acquired, handed_off, refreshed; null: never expires), or the wait (waiter_joined). */
+  expire: number | null;
+  requestId: string;
+  /** handed_off: the holder whose hold ended in the same entry. */
+  previousOwnerId: string;
+}
+
+/** A key of a watch snapshot: its lock (null: free, with waiters) and its queue, first in line first. */
+export interface WatchedKey {
+  key: string;
+  lock: Lock | null;
+  /** waitLeft: seconds before the wait times out. */
+  waiters: { ownerId: string; requestId: string; mode: LockMode; permits: number; waitLeft: number }[];
+}
+
+/** One step of a watch; index is the applied index it brings the watcher to. */
+export type WatchUpdate =
+  | { type: 'snapshot'; index: bigint; clusterTime: number; keys: WatchedKey[]; resync: boolean; reason: 'too_old' | 'restored' | null }
+  | { type: 'events'; index: bigint; clusterTime: number; events: WatchEvent[] }
+  | { type: 'heartbeat'; index: bigint; clusterTime: number };
+
+export interface WatchOptions {
+  /** Ends the iteration (quietly). */
+  signal?: AbortSignal;
+  /** Resume after this index (the index of an update seen before) instead of starting with a snapshot. */
+  fromIndex?: bigint | number | string;
+  /** Watch this one key instead of the prefix. */
+  key?: string;
+  /** Only this owner's events and keys. */
+  ownerId?: string;
+  /** Leave waiter events and queues out. */
+  excludeWaiters?: boolean;
+}
+
 export declare class RaftlockClient {
   constructor(options?: ClientOptions);
   /** Base URL of the leader the last answer named, or null. */
@@ -257,6 +312,15 @@ export declare class RaftlockClient {
    */
   execute<T>(keys: string | string[], job: (signal: AbortSignal, lease: Lease) => Promise<T> | T, options?: ExecuteOptions): Promise<T>;
   /** Aborts running executes' signals, frees their keys, aborts calls in flight, refuses new calls. */
+  /**
+   * Streams the changes of the locks under prefix (Connect JSON streaming,
+   * any node): a snapshot first (unless fromIndex), then events in log
+   * order and heartbeats. Reconnects on its own from the last index (no
+   * event twice, none lost); a snapshot with resync: true replaces what you
+   * knew. Ends when the signal aborts or the client closes; throws on a
+   * refusal (invalid_argument, permission_denied, unauthenticated).
+   */
+  watch(prefix?: string, options?: WatchOptions): AsyncIterableIterator<WatchUpdate>;
   close(): Promise<void>;
 }
 

@@ -149,6 +149,196 @@ func (RequestState) EnumDescriptor() ([]byte, []int) {
 	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{1}
 }
 
+// WatchResetReason tells why a watch stream sent a snapshot.
+type WatchResetReason int32
+
+const (
+	// The watch started from index 0.
+	WatchResetReason_WATCH_RESET_REASON_UNSPECIFIED WatchResetReason = 0
+	// from_index is older than the node's recent history (or ahead of its
+	// applied index, as after a restore to an older backup).
+	WatchResetReason_WATCH_RESET_REASON_TOO_OLD WatchResetReason = 1
+	// The lock table was replaced: a Raft snapshot was installed or a backup
+	// restored.
+	WatchResetReason_WATCH_RESET_REASON_RESTORED WatchResetReason = 2
+)
+
+// Enum value maps for WatchResetReason.
+var (
+	WatchResetReason_name = map[int32]string{
+		0: "WATCH_RESET_REASON_UNSPECIFIED",
+		1: "WATCH_RESET_REASON_TOO_OLD",
+		2: "WATCH_RESET_REASON_RESTORED",
+	}
+	WatchResetReason_value = map[string]int32{
+		"WATCH_RESET_REASON_UNSPECIFIED": 0,
+		"WATCH_RESET_REASON_TOO_OLD":     1,
+		"WATCH_RESET_REASON_RESTORED":    2,
+	}
+)
+
+func (x WatchResetReason) Enum() *WatchResetReason {
+	p := new(WatchResetReason)
+	*p = x
+	return p
+}
+
+func (x WatchResetReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchResetReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_raftlock_v1_lock_proto_enumTypes[2].Descriptor()
+}
+
+func (WatchResetReason) Type() protoreflect.EnumType {
+	return &file_raftlock_v1_lock_proto_enumTypes[2]
+}
+
+func (x WatchResetReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchResetReason.Descriptor instead.
+func (WatchResetReason) EnumDescriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{2}
+}
+
+// WatchEventKind is what happened to a key.
+type WatchEventKind int32
+
+const (
+	WatchEventKind_WATCH_EVENT_KIND_UNSPECIFIED WatchEventKind = 0
+	// The key was granted to owner_id under fencing_token (also a re-entrant
+	// acquire, which keeps the token).
+	WatchEventKind_WATCH_EVENT_KIND_ACQUIRED WatchEventKind = 1
+	// The holder released the key.
+	WatchEventKind_WATCH_EVENT_KIND_RELEASED WatchEventKind = 2
+	// The holder's lease ran out.
+	WatchEventKind_WATCH_EVENT_KIND_EXPIRED WatchEventKind = 3
+	// The key went to the first waiter in line in the same entry that freed
+	// it: owner_id and fencing_token are the new holder's.
+	WatchEventKind_WATCH_EVENT_KIND_HANDED_OFF WatchEventKind = 4
+	// An Acquire joined the key's queue.
+	WatchEventKind_WATCH_EVENT_KIND_WAITER_JOINED WatchEventKind = 5
+	// A waiter left the queue without the key; reason says why.
+	WatchEventKind_WATCH_EVENT_KIND_WAITER_LEFT WatchEventKind = 6
+	// An administrator freed the key (ForceRelease).
+	WatchEventKind_WATCH_EVENT_KIND_FORCE_RELEASED WatchEventKind = 7
+	// The holder's lease was extended (Refresh): expire is the new lease,
+	// counted from the event's cluster_time.
+	WatchEventKind_WATCH_EVENT_KIND_REFRESHED WatchEventKind = 8
+)
+
+// Enum value maps for WatchEventKind.
+var (
+	WatchEventKind_name = map[int32]string{
+		0: "WATCH_EVENT_KIND_UNSPECIFIED",
+		1: "WATCH_EVENT_KIND_ACQUIRED",
+		2: "WATCH_EVENT_KIND_RELEASED",
+		3: "WATCH_EVENT_KIND_EXPIRED",
+		4: "WATCH_EVENT_KIND_HANDED_OFF",
+		5: "WATCH_EVENT_KIND_WAITER_JOINED",
+		6: "WATCH_EVENT_KIND_WAITER_LEFT",
+		7: "WATCH_EVENT_KIND_FORCE_RELEASED",
+		8: "WATCH_EVENT_KIND_REFRESHED",
+	}
+	WatchEventKind_value = map[string]int32{
+		"WATCH_EVENT_KIND_UNSPECIFIED":    0,
+		"WATCH_EVENT_KIND_ACQUIRED":       1,
+		"WATCH_EVENT_KIND_RELEASED":       2,
+		"WATCH_EVENT_KIND_EXPIRED":        3,
+		"WATCH_EVENT_KIND_HANDED_OFF":     4,
+		"WATCH_EVENT_KIND_WAITER_JOINED":  5,
+		"WATCH_EVENT_KIND_WAITER_LEFT":    6,
+		"WATCH_EVENT_KIND_FORCE_RELEASED": 7,
+		"WATCH_EVENT_KIND_REFRESHED":      8,
+	}
+)
+
+func (x WatchEventKind) Enum() *WatchEventKind {
+	p := new(WatchEventKind)
+	*p = x
+	return p
+}
+
+func (x WatchEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_raftlock_v1_lock_proto_enumTypes[3].Descriptor()
+}
+
+func (WatchEventKind) Type() protoreflect.EnumType {
+	return &file_raftlock_v1_lock_proto_enumTypes[3]
+}
+
+func (x WatchEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchEventKind.Descriptor instead.
+func (WatchEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{3}
+}
+
+// WaiterLeftReason tells why a waiter left a queue without the key.
+type WaiterLeftReason int32
+
+const (
+	WaiterLeftReason_WAITER_LEFT_REASON_UNSPECIFIED WaiterLeftReason = 0
+	// Its wait timeout passed.
+	WaiterLeftReason_WAITER_LEFT_REASON_TIMED_OUT WaiterLeftReason = 1
+	// It was withdrawn (CancelAcquire).
+	WaiterLeftReason_WAITER_LEFT_REASON_CANCELLED WaiterLeftReason = 2
+	// Its caller went away and the node withdrew it.
+	WaiterLeftReason_WAITER_LEFT_REASON_ABANDONED WaiterLeftReason = 3
+)
+
+// Enum value maps for WaiterLeftReason.
+var (
+	WaiterLeftReason_name = map[int32]string{
+		0: "WAITER_LEFT_REASON_UNSPECIFIED",
+		1: "WAITER_LEFT_REASON_TIMED_OUT",
+		2: "WAITER_LEFT_REASON_CANCELLED",
+		3: "WAITER_LEFT_REASON_ABANDONED",
+	}
+	WaiterLeftReason_value = map[string]int32{
+		"WAITER_LEFT_REASON_UNSPECIFIED": 0,
+		"WAITER_LEFT_REASON_TIMED_OUT":   1,
+		"WAITER_LEFT_REASON_CANCELLED":   2,
+		"WAITER_LEFT_REASON_ABANDONED":   3,
+	}
+)
+
+func (x WaiterLeftReason) Enum() *WaiterLeftReason {
+	p := new(WaiterLeftReason)
+	*p = x
+	return p
+}
+
+func (x WaiterLeftReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WaiterLeftReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_raftlock_v1_lock_proto_enumTypes[4].Descriptor()
+}
+
+func (WaiterLeftReason) Type() protoreflect.EnumType {
+	return &file_raftlock_v1_lock_proto_enumTypes[4]
+}
+
+func (x WaiterLeftReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WaiterLeftReason.Descriptor instead.
+func (WaiterLeftReason) EnumDescriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{4}
+}
+
 // AcquireRequest asks for every key in keys, all or nothing.
 type AcquireRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1642,6 +1832,711 @@ func (x *RequestOutcome) GetErrorMessage() string {
 	return ""
 }
 
+// WatchRequest selects what a watch sees. Set at most one of prefix and
+// key; the owner filter combines with either.
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only keys that start with this prefix (empty: every key the caller may
+	// read).
+	Prefix string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// Only this one key (1 to 512 bytes of UTF-8 without NUL).
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Only events and locks of this owner (when owner_filter is true; the
+	// empty owner then means anonymous locks). A snapshot then lists the keys
+	// this owner holds or waits for.
+	OwnerId string `protobuf:"bytes,3,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// Filter by owner_id.
+	OwnerFilter bool `protobuf:"varint,4,opt,name=owner_filter,json=ownerFilter,proto3" json:"owner_filter,omitempty"`
+	// Resume after this Raft index: the index of the last event, snapshot or
+	// heartbeat the client saw. The stream then sends the events of entries
+	// after it. 0: start with a snapshot of the current state. An index the
+	// node no longer remembers (older than its recent history, or from before
+	// a restore) also starts with a snapshot, marked resync.
+	FromIndex uint64 `protobuf:"varint,5,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
+	// Leave out waiters: no WAITER_JOINED or WAITER_LEFT events, and no
+	// queues in snapshots (their waiters counts stay).
+	ExcludeWaiters bool `protobuf:"varint,6,opt,name=exclude_waiters,json=excludeWaiters,proto3" json:"exclude_waiters,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WatchRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetOwnerFilter() bool {
+	if x != nil {
+		return x.OwnerFilter
+	}
+	return false
+}
+
+func (x *WatchRequest) GetFromIndex() uint64 {
+	if x != nil {
+		return x.FromIndex
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetExcludeWaiters() bool {
+	if x != nil {
+		return x.ExcludeWaiters
+	}
+	return false
+}
+
+// WatchResponse is one message of a watch stream: exactly one of snapshot,
+// events and heartbeat is set.
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*WatchResponse_Snapshot
+	//	*WatchResponse_Events
+	//	*WatchResponse_Heartbeat
+	Kind          isWatchResponse_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchResponse) GetKind() isWatchResponse_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetSnapshot() *WatchSnapshot {
+	if x != nil {
+		if x, ok := x.Kind.(*WatchResponse_Snapshot); ok {
+			return x.Snapshot
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetEvents() *WatchEvents {
+	if x != nil {
+		if x, ok := x.Kind.(*WatchResponse_Events); ok {
+			return x.Events
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetHeartbeat() *WatchHeartbeat {
+	if x != nil {
+		if x, ok := x.Kind.(*WatchResponse_Heartbeat); ok {
+			return x.Heartbeat
+		}
+	}
+	return nil
+}
+
+type isWatchResponse_Kind interface {
+	isWatchResponse_Kind()
+}
+
+type WatchResponse_Snapshot struct {
+	// The current state of the watched keys. Sent first, and again (with
+	// resync) whenever the stream cannot continue from where it was.
+	Snapshot *WatchSnapshot `protobuf:"bytes,1,opt,name=snapshot,proto3,oneof"`
+}
+
+type WatchResponse_Events struct {
+	// Events of applied entries after the previous message, in log order.
+	Events *WatchEvents `protobuf:"bytes,2,opt,name=events,proto3,oneof"`
+}
+
+type WatchResponse_Heartbeat struct {
+	// Nothing the watch selects changed up to index.
+	Heartbeat *WatchHeartbeat `protobuf:"bytes,3,opt,name=heartbeat,proto3,oneof"`
+}
+
+func (*WatchResponse_Snapshot) isWatchResponse_Kind() {}
+
+func (*WatchResponse_Events) isWatchResponse_Kind() {}
+
+func (*WatchResponse_Heartbeat) isWatchResponse_Kind() {}
+
+// WatchSnapshot is the state of the watched keys as of one applied index.
+// A large state comes in several messages with the same index; more is
+// true on every one but the last. Events follow the last one.
+type WatchSnapshot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The applied index the state is as of. Events follow from index + 1.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The lock table's cluster time at index.
+	ClusterTime *durationpb.Duration `protobuf:"bytes,2,opt,name=cluster_time,json=clusterTime,proto3" json:"cluster_time,omitempty"`
+	// The held or waited-for keys, in key order.
+	Keys []*WatchedKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// True when this snapshot replaces what the client knew: its from_index
+	// was too old or the table was restored. The client drops its state.
+	Resync bool `protobuf:"varint,4,opt,name=resync,proto3" json:"resync,omitempty"`
+	// Why the snapshot was sent.
+	Reason WatchResetReason `protobuf:"varint,5,opt,name=reason,proto3,enum=raftlock.v1.WatchResetReason" json:"reason,omitempty"`
+	// More messages of this snapshot follow.
+	More          bool `protobuf:"varint,6,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchSnapshot) Reset() {
+	*x = WatchSnapshot{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSnapshot) ProtoMessage() {}
+
+func (x *WatchSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSnapshot.ProtoReflect.Descriptor instead.
+func (*WatchSnapshot) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *WatchSnapshot) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *WatchSnapshot) GetClusterTime() *durationpb.Duration {
+	if x != nil {
+		return x.ClusterTime
+	}
+	return nil
+}
+
+func (x *WatchSnapshot) GetKeys() []*WatchedKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *WatchSnapshot) GetResync() bool {
+	if x != nil {
+		return x.Resync
+	}
+	return false
+}
+
+func (x *WatchSnapshot) GetReason() WatchResetReason {
+	if x != nil {
+		return x.Reason
+	}
+	return WatchResetReason_WATCH_RESET_REASON_UNSPECIFIED
+}
+
+func (x *WatchSnapshot) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+// WatchedKey is one key of a snapshot.
+type WatchedKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The lock on the key; absent when the key is free but has waiters.
+	Lock *Lock `protobuf:"bytes,2,opt,name=lock,proto3" json:"lock,omitempty"`
+	// The queue of the key, first in line first (empty with
+	// exclude_waiters).
+	Waiters       []*Waiter `protobuf:"bytes,3,rep,name=waiters,proto3" json:"waiters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchedKey) Reset() {
+	*x = WatchedKey{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchedKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchedKey) ProtoMessage() {}
+
+func (x *WatchedKey) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchedKey.ProtoReflect.Descriptor instead.
+func (*WatchedKey) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WatchedKey) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *WatchedKey) GetLock() *Lock {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+func (x *WatchedKey) GetWaiters() []*Waiter {
+	if x != nil {
+		return x.Waiters
+	}
+	return nil
+}
+
+// Waiter is one Acquire waiting in a key's queue.
+type Waiter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The waiting owner.
+	OwnerId string `protobuf:"bytes,1,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// The request id of the Acquire.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// How it wants the key.
+	Mode LockMode `protobuf:"varint,3,opt,name=mode,proto3,enum=raftlock.v1.LockMode" json:"mode,omitempty"`
+	// Semaphore: how many permits it wants.
+	Permits uint32 `protobuf:"varint,4,opt,name=permits,proto3" json:"permits,omitempty"`
+	// Time left before its wait times out, in cluster time.
+	WaitLeft      *durationpb.Duration `protobuf:"bytes,5,opt,name=wait_left,json=waitLeft,proto3" json:"wait_left,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Waiter) Reset() {
+	*x = Waiter{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Waiter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Waiter) ProtoMessage() {}
+
+func (x *Waiter) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Waiter.ProtoReflect.Descriptor instead.
+func (*Waiter) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Waiter) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *Waiter) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Waiter) GetMode() LockMode {
+	if x != nil {
+		return x.Mode
+	}
+	return LockMode_LOCK_MODE_UNSPECIFIED
+}
+
+func (x *Waiter) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
+func (x *Waiter) GetWaitLeft() *durationpb.Duration {
+	if x != nil {
+		return x.WaitLeft
+	}
+	return nil
+}
+
+// WatchEvents is a batch of events in log order.
+type WatchEvents struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events; indexes never decrease (one entry may cause several).
+	// The events of one entry are never split across messages, so the
+	// index of the last event is one to resume after.
+	Events        []*WatchEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvents) Reset() {
+	*x = WatchEvents{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvents) ProtoMessage() {}
+
+func (x *WatchEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvents.ProtoReflect.Descriptor instead.
+func (*WatchEvents) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *WatchEvents) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// WatchEvent is one change of one key.
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Raft index of the entry that caused it.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The cluster time of that entry.
+	ClusterTime *durationpb.Duration `protobuf:"bytes,2,opt,name=cluster_time,json=clusterTime,proto3" json:"cluster_time,omitempty"`
+	// The key.
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// What happened.
+	Kind WatchEventKind `protobuf:"varint,4,opt,name=kind,proto3,enum=raftlock.v1.WatchEventKind" json:"kind,omitempty"`
+	// The owner concerned: the holder (acquired, released, expired, force
+	// released), the new holder (handed off) or the waiter.
+	OwnerId string `protobuf:"bytes,5,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// The fencing token of the hold concerned; 0 for waiter events.
+	FencingToken uint64 `protobuf:"varint,6,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	// How the key is or was held or wanted.
+	Mode LockMode `protobuf:"varint,7,opt,name=mode,proto3,enum=raftlock.v1.LockMode" json:"mode,omitempty"`
+	// For WAITER_LEFT: why.
+	Reason WaiterLeftReason `protobuf:"varint,8,opt,name=reason,proto3,enum=raftlock.v1.WaiterLeftReason" json:"reason,omitempty"`
+	// For ACQUIRED, HANDED_OFF and REFRESHED: the lease from cluster_time,
+	// absent when it never expires. For WAITER_JOINED: the wait timeout.
+	Expire *durationpb.Duration `protobuf:"bytes,9,opt,name=expire,proto3" json:"expire,omitempty"`
+	// For waiter events, ACQUIRED and HANDED_OFF: the request id.
+	RequestId string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// For HANDED_OFF: the owner whose hold on the key ended in the same
+	// entry (empty if the key was free and the waiter only moved up).
+	PreviousOwnerId string `protobuf:"bytes,11,opt,name=previous_owner_id,json=previousOwnerId,proto3" json:"previous_owner_id,omitempty"`
+	// A semaphore's limit (0 for the other modes).
+	Limit uint32 `protobuf:"varint,12,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Semaphore: the permits of the hold or waiter.
+	Permits       uint32 `protobuf:"varint,13,opt,name=permits,proto3" json:"permits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *WatchEvent) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetClusterTime() *durationpb.Duration {
+	if x != nil {
+		return x.ClusterTime
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetKind() WatchEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return WatchEventKind_WATCH_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *WatchEvent) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetMode() LockMode {
+	if x != nil {
+		return x.Mode
+	}
+	return LockMode_LOCK_MODE_UNSPECIFIED
+}
+
+func (x *WatchEvent) GetReason() WaiterLeftReason {
+	if x != nil {
+		return x.Reason
+	}
+	return WaiterLeftReason_WAITER_LEFT_REASON_UNSPECIFIED
+}
+
+func (x *WatchEvent) GetExpire() *durationpb.Duration {
+	if x != nil {
+		return x.Expire
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetPreviousOwnerId() string {
+	if x != nil {
+		return x.PreviousOwnerId
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
+// WatchHeartbeat says the stream is alive and complete up to index.
+type WatchHeartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every event up to this applied index has been sent.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The lock table's cluster time at index.
+	ClusterTime   *durationpb.Duration `protobuf:"bytes,2,opt,name=cluster_time,json=clusterTime,proto3" json:"cluster_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchHeartbeat) Reset() {
+	*x = WatchHeartbeat{}
+	mi := &file_raftlock_v1_lock_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchHeartbeat) ProtoMessage() {}
+
+func (x *WatchHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_raftlock_v1_lock_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchHeartbeat.ProtoReflect.Descriptor instead.
+func (*WatchHeartbeat) Descriptor() ([]byte, []int) {
+	return file_raftlock_v1_lock_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WatchHeartbeat) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *WatchHeartbeat) GetClusterTime() *durationpb.Duration {
+	if x != nil {
+		return x.ClusterTime
+	}
+	return nil
+}
+
 var File_raftlock_v1_lock_proto protoreflect.FileDescriptor
 
 const file_raftlock_v1_lock_proto_rawDesc = "" +
@@ -1750,7 +2645,61 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\t \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\n" +
-	" \x01(\tR\ferrorMessage*m\n" +
+	" \x01(\tR\ferrorMessage\"\xbe\x01\n" +
+	"\fWatchRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x19\n" +
+	"\bowner_id\x18\x03 \x01(\tR\aownerId\x12!\n" +
+	"\fowner_filter\x18\x04 \x01(\bR\vownerFilter\x12\x1d\n" +
+	"\n" +
+	"from_index\x18\x05 \x01(\x04R\tfromIndex\x12'\n" +
+	"\x0fexclude_waiters\x18\x06 \x01(\bR\x0eexcludeWaiters\"\xc2\x01\n" +
+	"\rWatchResponse\x128\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x1a.raftlock.v1.WatchSnapshotH\x00R\bsnapshot\x122\n" +
+	"\x06events\x18\x02 \x01(\v2\x18.raftlock.v1.WatchEventsH\x00R\x06events\x12;\n" +
+	"\theartbeat\x18\x03 \x01(\v2\x1b.raftlock.v1.WatchHeartbeatH\x00R\theartbeatB\x06\n" +
+	"\x04kind\"\xf3\x01\n" +
+	"\rWatchSnapshot\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12<\n" +
+	"\fcluster_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vclusterTime\x12+\n" +
+	"\x04keys\x18\x03 \x03(\v2\x17.raftlock.v1.WatchedKeyR\x04keys\x12\x16\n" +
+	"\x06resync\x18\x04 \x01(\bR\x06resync\x125\n" +
+	"\x06reason\x18\x05 \x01(\x0e2\x1d.raftlock.v1.WatchResetReasonR\x06reason\x12\x12\n" +
+	"\x04more\x18\x06 \x01(\bR\x04more\"t\n" +
+	"\n" +
+	"WatchedKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
+	"\x04lock\x18\x02 \x01(\v2\x11.raftlock.v1.LockR\x04lock\x12-\n" +
+	"\awaiters\x18\x03 \x03(\v2\x13.raftlock.v1.WaiterR\awaiters\"\xbf\x01\n" +
+	"\x06Waiter\x12\x19\n" +
+	"\bowner_id\x18\x01 \x01(\tR\aownerId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12)\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x15.raftlock.v1.LockModeR\x04mode\x12\x18\n" +
+	"\apermits\x18\x04 \x01(\rR\apermits\x126\n" +
+	"\twait_left\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bwaitLeft\">\n" +
+	"\vWatchEvents\x12/\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.raftlock.v1.WatchEventR\x06events\"\xf3\x03\n" +
+	"\n" +
+	"WatchEvent\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12<\n" +
+	"\fcluster_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vclusterTime\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12/\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x1b.raftlock.v1.WatchEventKindR\x04kind\x12\x19\n" +
+	"\bowner_id\x18\x05 \x01(\tR\aownerId\x12#\n" +
+	"\rfencing_token\x18\x06 \x01(\x04R\ffencingToken\x12)\n" +
+	"\x04mode\x18\a \x01(\x0e2\x15.raftlock.v1.LockModeR\x04mode\x125\n" +
+	"\x06reason\x18\b \x01(\x0e2\x1d.raftlock.v1.WaiterLeftReasonR\x06reason\x121\n" +
+	"\x06expire\x18\t \x01(\v2\x19.google.protobuf.DurationR\x06expire\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\x12*\n" +
+	"\x11previous_owner_id\x18\v \x01(\tR\x0fpreviousOwnerId\x12\x14\n" +
+	"\x05limit\x18\f \x01(\rR\x05limit\x12\x18\n" +
+	"\apermits\x18\r \x01(\rR\apermits\"d\n" +
+	"\x0eWatchHeartbeat\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12<\n" +
+	"\fcluster_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vclusterTime*m\n" +
 	"\bLockMode\x12\x19\n" +
 	"\x15LOCK_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LOCK_MODE_EXCLUSIVE\x10\x01\x12\x14\n" +
@@ -1761,7 +2710,26 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"\x15REQUEST_STATE_PENDING\x10\x01\x12\x1b\n" +
 	"\x17REQUEST_STATE_SUCCEEDED\x10\x02\x12\x18\n" +
 	"\x14REQUEST_STATE_FAILED\x10\x03\x12\x1b\n" +
-	"\x17REQUEST_STATE_CANCELLED\x10\x042\xb4\x06\n" +
+	"\x17REQUEST_STATE_CANCELLED\x10\x04*w\n" +
+	"\x10WatchResetReason\x12\"\n" +
+	"\x1eWATCH_RESET_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aWATCH_RESET_REASON_TOO_OLD\x10\x01\x12\x1f\n" +
+	"\x1bWATCH_RESET_REASON_RESTORED\x10\x02*\xba\x02\n" +
+	"\x0eWatchEventKind\x12 \n" +
+	"\x1cWATCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19WATCH_EVENT_KIND_ACQUIRED\x10\x01\x12\x1d\n" +
+	"\x19WATCH_EVENT_KIND_RELEASED\x10\x02\x12\x1c\n" +
+	"\x18WATCH_EVENT_KIND_EXPIRED\x10\x03\x12\x1f\n" +
+	"\x1bWATCH_EVENT_KIND_HANDED_OFF\x10\x04\x12\"\n" +
+	"\x1eWATCH_EVENT_KIND_WAITER_JOINED\x10\x05\x12 \n" +
+	"\x1cWATCH_EVENT_KIND_WAITER_LEFT\x10\x06\x12#\n" +
+	"\x1fWATCH_EVENT_KIND_FORCE_RELEASED\x10\a\x12\x1e\n" +
+	"\x1aWATCH_EVENT_KIND_REFRESHED\x10\b*\x9c\x01\n" +
+	"\x10WaiterLeftReason\x12\"\n" +
+	"\x1eWAITER_LEFT_REASON_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cWAITER_LEFT_REASON_TIMED_OUT\x10\x01\x12 \n" +
+	"\x1cWAITER_LEFT_REASON_CANCELLED\x10\x02\x12 \n" +
+	"\x1cWAITER_LEFT_REASON_ABANDONED\x10\x032\xfb\x06\n" +
 	"\vLockService\x12D\n" +
 	"\aAcquire\x12\x1b.raftlock.v1.AcquireRequest\x1a\x1c.raftlock.v1.AcquireResponse\x12D\n" +
 	"\aRelease\x12\x1b.raftlock.v1.ReleaseRequest\x1a\x1c.raftlock.v1.ReleaseResponse\x12M\n" +
@@ -1774,7 +2742,8 @@ const file_raftlock_v1_lock_proto_rawDesc = "" +
 	"CheckFence\x12\x1e.raftlock.v1.CheckFenceRequest\x1a\x1f.raftlock.v1.CheckFenceResponse\"\x03\x90\x02\x01\x12g\n" +
 	"\x11GetRequestOutcome\x12%.raftlock.v1.GetRequestOutcomeRequest\x1a&.raftlock.v1.GetRequestOutcomeResponse\"\x03\x90\x02\x01\x12V\n" +
 	"\rCancelAcquire\x12!.raftlock.v1.CancelAcquireRequest\x1a\".raftlock.v1.CancelAcquireResponse\x12S\n" +
-	"\fForceRelease\x12 .raftlock.v1.ForceReleaseRequest\x1a!.raftlock.v1.ForceReleaseResponseB\xa6\x01\n" +
+	"\fForceRelease\x12 .raftlock.v1.ForceReleaseRequest\x1a!.raftlock.v1.ForceReleaseResponse\x12E\n" +
+	"\x05Watch\x12\x19.raftlock.v1.WatchRequest\x1a\x1a.raftlock.v1.WatchResponse\"\x03\x90\x02\x010\x01B\xa6\x01\n" +
 	"\x0fcom.raftlock.v1B\tLockProtoP\x01Z;github.com/raftlock/raftlock/api/gen/raftlock/v1;raftlockv1\xa2\x02\x03RXX\xaa\x02\vRaftlock.V1\xca\x02\vRaftlock\\V1\xe2\x02\x17Raftlock\\V1\\GPBMetadata\xea\x02\fRaftlock::V1b\x06proto3"
 
 var (
@@ -1789,78 +2758,108 @@ func file_raftlock_v1_lock_proto_rawDescGZIP() []byte {
 	return file_raftlock_v1_lock_proto_rawDescData
 }
 
-var file_raftlock_v1_lock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftlock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_raftlock_v1_lock_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_raftlock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_raftlock_v1_lock_proto_goTypes = []any{
 	(LockMode)(0),                     // 0: raftlock.v1.LockMode
 	(RequestState)(0),                 // 1: raftlock.v1.RequestState
-	(*AcquireRequest)(nil),            // 2: raftlock.v1.AcquireRequest
-	(*AcquireResponse)(nil),           // 3: raftlock.v1.AcquireResponse
-	(*ReleaseRequest)(nil),            // 4: raftlock.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),           // 5: raftlock.v1.ReleaseResponse
-	(*ReleaseAllRequest)(nil),         // 6: raftlock.v1.ReleaseAllRequest
-	(*ReleaseAllResponse)(nil),        // 7: raftlock.v1.ReleaseAllResponse
-	(*RefreshRequest)(nil),            // 8: raftlock.v1.RefreshRequest
-	(*RefreshResponse)(nil),           // 9: raftlock.v1.RefreshResponse
-	(*GetLockRequest)(nil),            // 10: raftlock.v1.GetLockRequest
-	(*GetLockResponse)(nil),           // 11: raftlock.v1.GetLockResponse
-	(*ListLocksRequest)(nil),          // 12: raftlock.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),         // 13: raftlock.v1.ListLocksResponse
-	(*CheckFenceRequest)(nil),         // 14: raftlock.v1.CheckFenceRequest
-	(*CheckFenceResponse)(nil),        // 15: raftlock.v1.CheckFenceResponse
-	(*GetRequestOutcomeRequest)(nil),  // 16: raftlock.v1.GetRequestOutcomeRequest
-	(*GetRequestOutcomeResponse)(nil), // 17: raftlock.v1.GetRequestOutcomeResponse
-	(*CancelAcquireRequest)(nil),      // 18: raftlock.v1.CancelAcquireRequest
-	(*CancelAcquireResponse)(nil),     // 19: raftlock.v1.CancelAcquireResponse
-	(*ForceReleaseRequest)(nil),       // 20: raftlock.v1.ForceReleaseRequest
-	(*ForceReleaseResponse)(nil),      // 21: raftlock.v1.ForceReleaseResponse
-	(*Lock)(nil),                      // 22: raftlock.v1.Lock
-	(*Holder)(nil),                    // 23: raftlock.v1.Holder
-	(*RequestOutcome)(nil),            // 24: raftlock.v1.RequestOutcome
-	(*durationpb.Duration)(nil),       // 25: google.protobuf.Duration
+	(WatchResetReason)(0),             // 2: raftlock.v1.WatchResetReason
+	(WatchEventKind)(0),               // 3: raftlock.v1.WatchEventKind
+	(WaiterLeftReason)(0),             // 4: raftlock.v1.WaiterLeftReason
+	(*AcquireRequest)(nil),            // 5: raftlock.v1.AcquireRequest
+	(*AcquireResponse)(nil),           // 6: raftlock.v1.AcquireResponse
+	(*ReleaseRequest)(nil),            // 7: raftlock.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),           // 8: raftlock.v1.ReleaseResponse
+	(*ReleaseAllRequest)(nil),         // 9: raftlock.v1.ReleaseAllRequest
+	(*ReleaseAllResponse)(nil),        // 10: raftlock.v1.ReleaseAllResponse
+	(*RefreshRequest)(nil),            // 11: raftlock.v1.RefreshRequest
+	(*RefreshResponse)(nil),           // 12: raftlock.v1.RefreshResponse
+	(*GetLockRequest)(nil),            // 13: raftlock.v1.GetLockRequest
+	(*GetLockResponse)(nil),           // 14: raftlock.v1.GetLockResponse
+	(*ListLocksRequest)(nil),          // 15: raftlock.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),         // 16: raftlock.v1.ListLocksResponse
+	(*CheckFenceRequest)(nil),         // 17: raftlock.v1.CheckFenceRequest
+	(*CheckFenceResponse)(nil),        // 18: raftlock.v1.CheckFenceResponse
+	(*GetRequestOutcomeRequest)(nil),  // 19: raftlock.v1.GetRequestOutcomeRequest
+	(*GetRequestOutcomeResponse)(nil), // 20: raftlock.v1.GetRequestOutcomeResponse
+	(*CancelAcquireRequest)(nil),      // 21: raftlock.v1.CancelAcquireRequest
+	(*CancelAcquireResponse)(nil),     // 22: raftlock.v1.CancelAcquireResponse
+	(*ForceReleaseRequest)(nil),       // 23: raftlock.v1.ForceReleaseRequest
+	(*ForceReleaseResponse)(nil),      // 24: raftlock.v1.ForceReleaseResponse
+	(*Lock)(nil),                      // 25: raftlock.v1.Lock
+	(*Holder)(nil),                    // 26: raftlock.v1.Holder
+	(*RequestOutcome)(nil),            // 27: raftlock.v1.RequestOutcome
+	(*WatchRequest)(nil),              // 28: raftlock.v1.WatchRequest
+	(*WatchResponse)(nil),             // 29: raftlock.v1.WatchResponse
+	(*WatchSnapshot)(nil),             // 30: raftlock.v1.WatchSnapshot
+	(*WatchedKey)(nil),                // 31: raftlock.v1.WatchedKey
+	(*Waiter)(nil),                    // 32: raftlock.v1.Waiter
+	(*WatchEvents)(nil),               // 33: raftlock.v1.WatchEvents
+	(*WatchEvent)(nil),                // 34: raftlock.v1.WatchEvent
+	(*WatchHeartbeat)(nil),            // 35: raftlock.v1.WatchHeartbeat
+	(*durationpb.Duration)(nil),       // 36: google.protobuf.Duration
 }
 var file_raftlock_v1_lock_proto_depIdxs = []int32{
-	25, // 0: raftlock.v1.AcquireRequest.expire:type_name -> google.protobuf.Duration
-	25, // 1: raftlock.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	36, // 0: raftlock.v1.AcquireRequest.expire:type_name -> google.protobuf.Duration
+	36, // 1: raftlock.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
 	0,  // 2: raftlock.v1.AcquireRequest.mode:type_name -> raftlock.v1.LockMode
-	22, // 3: raftlock.v1.AcquireResponse.locks:type_name -> raftlock.v1.Lock
-	25, // 4: raftlock.v1.RefreshRequest.expire:type_name -> google.protobuf.Duration
-	22, // 5: raftlock.v1.RefreshResponse.locks:type_name -> raftlock.v1.Lock
-	22, // 6: raftlock.v1.GetLockResponse.lock:type_name -> raftlock.v1.Lock
-	22, // 7: raftlock.v1.ListLocksResponse.locks:type_name -> raftlock.v1.Lock
-	22, // 8: raftlock.v1.CheckFenceResponse.lock:type_name -> raftlock.v1.Lock
-	24, // 9: raftlock.v1.GetRequestOutcomeResponse.outcome:type_name -> raftlock.v1.RequestOutcome
-	24, // 10: raftlock.v1.CancelAcquireResponse.outcome:type_name -> raftlock.v1.RequestOutcome
-	25, // 11: raftlock.v1.Lock.expires_in:type_name -> google.protobuf.Duration
+	25, // 3: raftlock.v1.AcquireResponse.locks:type_name -> raftlock.v1.Lock
+	36, // 4: raftlock.v1.RefreshRequest.expire:type_name -> google.protobuf.Duration
+	25, // 5: raftlock.v1.RefreshResponse.locks:type_name -> raftlock.v1.Lock
+	25, // 6: raftlock.v1.GetLockResponse.lock:type_name -> raftlock.v1.Lock
+	25, // 7: raftlock.v1.ListLocksResponse.locks:type_name -> raftlock.v1.Lock
+	25, // 8: raftlock.v1.CheckFenceResponse.lock:type_name -> raftlock.v1.Lock
+	27, // 9: raftlock.v1.GetRequestOutcomeResponse.outcome:type_name -> raftlock.v1.RequestOutcome
+	27, // 10: raftlock.v1.CancelAcquireResponse.outcome:type_name -> raftlock.v1.RequestOutcome
+	36, // 11: raftlock.v1.Lock.expires_in:type_name -> google.protobuf.Duration
 	0,  // 12: raftlock.v1.Lock.mode:type_name -> raftlock.v1.LockMode
-	23, // 13: raftlock.v1.Lock.holders:type_name -> raftlock.v1.Holder
-	25, // 14: raftlock.v1.Holder.expires_in:type_name -> google.protobuf.Duration
+	26, // 13: raftlock.v1.Lock.holders:type_name -> raftlock.v1.Holder
+	36, // 14: raftlock.v1.Holder.expires_in:type_name -> google.protobuf.Duration
 	1,  // 15: raftlock.v1.RequestOutcome.state:type_name -> raftlock.v1.RequestState
-	2,  // 16: raftlock.v1.LockService.Acquire:input_type -> raftlock.v1.AcquireRequest
-	4,  // 17: raftlock.v1.LockService.Release:input_type -> raftlock.v1.ReleaseRequest
-	6,  // 18: raftlock.v1.LockService.ReleaseAll:input_type -> raftlock.v1.ReleaseAllRequest
-	8,  // 19: raftlock.v1.LockService.Refresh:input_type -> raftlock.v1.RefreshRequest
-	10, // 20: raftlock.v1.LockService.GetLock:input_type -> raftlock.v1.GetLockRequest
-	12, // 21: raftlock.v1.LockService.ListLocks:input_type -> raftlock.v1.ListLocksRequest
-	14, // 22: raftlock.v1.LockService.CheckFence:input_type -> raftlock.v1.CheckFenceRequest
-	16, // 23: raftlock.v1.LockService.GetRequestOutcome:input_type -> raftlock.v1.GetRequestOutcomeRequest
-	18, // 24: raftlock.v1.LockService.CancelAcquire:input_type -> raftlock.v1.CancelAcquireRequest
-	20, // 25: raftlock.v1.LockService.ForceRelease:input_type -> raftlock.v1.ForceReleaseRequest
-	3,  // 26: raftlock.v1.LockService.Acquire:output_type -> raftlock.v1.AcquireResponse
-	5,  // 27: raftlock.v1.LockService.Release:output_type -> raftlock.v1.ReleaseResponse
-	7,  // 28: raftlock.v1.LockService.ReleaseAll:output_type -> raftlock.v1.ReleaseAllResponse
-	9,  // 29: raftlock.v1.LockService.Refresh:output_type -> raftlock.v1.RefreshResponse
-	11, // 30: raftlock.v1.LockService.GetLock:output_type -> raftlock.v1.GetLockResponse
-	13, // 31: raftlock.v1.LockService.ListLocks:output_type -> raftlock.v1.ListLocksResponse
-	15, // 32: raftlock.v1.LockService.CheckFence:output_type -> raftlock.v1.CheckFenceResponse
-	17, // 33: raftlock.v1.LockService.GetRequestOutcome:output_type -> raftlock.v1.GetRequestOutcomeResponse
-	19, // 34: raftlock.v1.LockService.CancelAcquire:output_type -> raftlock.v1.CancelAcquireResponse
-	21, // 35: raftlock.v1.LockService.ForceRelease:output_type -> raftlock.v1.ForceReleaseResponse
-	26, // [26:36] is the sub-list for method output_type
-	16, // [16:26] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	30, // 16: raftlock.v1.WatchResponse.snapshot:type_name -> raftlock.v1.WatchSnapshot
+	33, // 17: raftlock.v1.WatchResponse.events:type_name -> raftlock.v1.WatchEvents
+	35, // 18: raftlock.v1.WatchResponse.heartbeat:type_name -> raftlock.v1.WatchHeartbeat
+	36, // 19: raftlock.v1.WatchSnapshot.cluster_time:type_name -> google.protobuf.Duration
+	31, // 20: raftlock.v1.WatchSnapshot.keys:type_name -> raftlock.v1.WatchedKey
+	2,  // 21: raftlock.v1.WatchSnapshot.reason:type_name -> raftlock.v1.WatchResetReason
+	25, // 22: raftlock.v1.WatchedKey.lock:type_name -> raftlock.v1.Lock
+	32, // 23: raftlock.v1.WatchedKey.waiters:type_name -> raftlock.v1.Waiter
+	0,  // 24: raftlock.v1.Waiter.mode:type_name -> raftlock.v1.LockMode
+	36, // 25: raftlock.v1.Waiter.wait_left:type_name -> google.protobuf.Duration
+	34, // 26: raftlock.v1.WatchEvents.events:type_name -> raftlock.v1.WatchEvent
+	36, // 27: raftlock.v1.WatchEvent.cluster_time:type_name -> google.protobuf.Duration
+	3,  // 28: raftlock.v1.WatchEvent.kind:type_name -> raftlock.v1.WatchEventKind
+	0,  // 29: raftlock.v1.WatchEvent.mode:type_name -> raftlock.v1.LockMode
+	4,  // 30: raftlock.v1.WatchEvent.reason:type_name -> raftlock.v1.WaiterLeftReason
+	36, // 31: raftlock.v1.WatchEvent.expire:type_name -> google.protobuf.Duration
+	36, // 32: raftlock.v1.WatchHeartbeat.cluster_time:type_name -> google.protobuf.Duration
+	5,  // 33: raftlock.v1.LockService.Acquire:input_type -> raftlock.v1.AcquireRequest
+	7,  // 34: raftlock.v1.LockService.Release:input_type -> raftlock.v1.ReleaseRequest
+	9,  // 35: raftlock.v1.LockService.ReleaseAll:input_type -> raftlock.v1.ReleaseAllRequest
+	11, // 36: raftlock.v1.LockService.Refresh:input_type -> raftlock.v1.RefreshRequest
+	13, // 37: raftlock.v1.LockService.GetLock:input_type -> raftlock.v1.GetLockRequest
+	15, // 38: raftlock.v1.LockService.ListLocks:input_type -> raftlock.v1.ListLocksRequest
+	17, // 39: raftlock.v1.LockService.CheckFence:input_type -> raftlock.v1.CheckFenceRequest
+	19, // 40: raftlock.v1.LockService.GetRequestOutcome:input_type -> raftlock.v1.GetRequestOutcomeRequest
+	21, // 41: raftlock.v1.LockService.CancelAcquire:input_type -> raftlock.v1.CancelAcquireRequest
+	23, // 42: raftlock.v1.LockService.ForceRelease:input_type -> raftlock.v1.ForceReleaseRequest
+	28, // 43: raftlock.v1.LockService.Watch:input_type -> raftlock.v1.WatchRequest
+	6,  // 44: raftlock.v1.LockService.Acquire:output_type -> raftlock.v1.AcquireResponse
+	8,  // 45: raftlock.v1.LockService.Release:output_type -> raftlock.v1.ReleaseResponse
+	10, // 46: raftlock.v1.LockService.ReleaseAll:output_type -> raftlock.v1.ReleaseAllResponse
+	12, // 47: raftlock.v1.LockService.Refresh:output_type -> raftlock.v1.RefreshResponse
+	14, // 48: raftlock.v1.LockService.GetLock:output_type -> raftlock.v1.GetLockResponse
+	16, // 49: raftlock.v1.LockService.ListLocks:output_type -> raftlock.v1.ListLocksResponse
+	18, // 50: raftlock.v1.LockService.CheckFence:output_type -> raftlock.v1.CheckFenceResponse
+	20, // 51: raftlock.v1.LockService.GetRequestOutcome:output_type -> raftlock.v1.GetRequestOutcomeResponse
+	22, // 52: raftlock.v1.LockService.CancelAcquire:output_type -> raftlock.v1.CancelAcquireResponse
+	24, // 53: raftlock.v1.LockService.ForceRelease:output_type -> raftlock.v1.ForceReleaseResponse
+	29, // 54: raftlock.v1.LockService.Watch:output_type -> raftlock.v1.WatchResponse
+	44, // [44:55] is the sub-list for method output_type
+	33, // [33:44] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_raftlock_v1_lock_proto_init() }
@@ -1869,13 +2868,18 @@ func file_raftlock_v1_lock_proto_init() {
 		return
 	}
 	file_raftlock_v1_lock_proto_msgTypes[2].OneofWrappers = []any{}
+	file_raftlock_v1_lock_proto_msgTypes[24].OneofWrappers = []any{
+		(*WatchResponse_Snapshot)(nil),
+		(*WatchResponse_Events)(nil),
+		(*WatchResponse_Heartbeat)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftlock_v1_lock_proto_rawDesc), len(file_raftlock_v1_lock_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   23,
+			NumEnums:      5,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

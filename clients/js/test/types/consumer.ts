@@ -57,6 +57,18 @@ export function refused(e: unknown): bigint | undefined {
 }
 // @ts-expect-error placeholder is "$" or "?"
 claimRowSql({ ...row, placeholder: ":" })
+// A watch: updates narrow on type; indexes and tokens are bigints.
+export async function hottest(signal: AbortSignal): Promise<bigint> {
+  let last = 0n
+  for await (const u of client.watch("stock:", { signal, fromIndex: 0n, excludeWaiters: false })) {
+    if (u.type === "snapshot" && u.resync) last = u.index
+    if (u.type === "events") for (const e of u.events) last = e.fencingToken > last ? e.fencingToken : last
+  }
+  return last
+}
+// @ts-expect-error an event kind is one of the documented names
+export const badKind: import("../../index.js").WatchEventKind = "granted"
+
 
 // Modes: the client and the provider take mode, permits and limit; locks report them.
 export const shared: Promise<string> = client.acquire("report", { ownerId: "r1", mode: "shared" }).then((r) => r.locks[0].mode)

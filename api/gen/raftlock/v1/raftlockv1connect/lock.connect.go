@@ -60,6 +60,8 @@ const (
 	// LockServiceForceReleaseProcedure is the fully-qualified name of the LockService's ForceRelease
 	// RPC.
 	LockServiceForceReleaseProcedure = "/raftlock.v1.LockService/ForceRelease"
+	// LockServiceWatchProcedure is the fully-qualified name of the LockService's Watch RPC.
+	LockServiceWatchProcedure = "/raftlock.v1.LockService/Watch"
 )
 
 // LockServiceClient is a client for the raftlock.v1.LockService service.
@@ -110,6 +112,21 @@ type LockServiceClient interface {
 	// ForceRelease frees the listed keys whoever holds them. It is an
 	// administrative action, never a side effect of another call.
 	ForceRelease(context.Context, *connect.Request[v1.ForceReleaseRequest]) (*connect.Response[v1.ForceReleaseResponse], error)
+	// Watch streams the changes of the locks under a prefix (or of one key,
+	// or of one owner's locks) in Raft log order: grants, releases, expiries,
+	// hand-offs to a waiter, waiters joining and leaving. Events come from
+	// applied log entries only, so every node (a follower too) serves a watch
+	// and every node tells the same story. The stream starts with a snapshot
+	// of the current state (from_index 0, or an index the node no longer
+	// remembers), then sends batches of events and, when nothing changes, a
+	// heartbeat with the applied index. A client that reconnects passes the
+	// last index it saw as from_index and continues without gap or duplicate.
+	//
+	// Needs a read token; the stream sees only keys under the token's
+	// prefixes. A watcher that cannot keep up is cut off with
+	// resource_exhausted; a node serves a bounded number of watches at once
+	// (docs/security.md).
+	Watch(context.Context, *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error)
 }
 
 // NewLockServiceClient constructs a client for the raftlock.v1.LockService service. By default, it
@@ -187,6 +204,13 @@ func NewLockServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(lockServiceMethods.ByName("ForceRelease")),
 			connect.WithClientOptions(opts...),
 		),
+		watch: connect.NewClient[v1.WatchRequest, v1.WatchResponse](
+			httpClient,
+			baseURL+LockServiceWatchProcedure,
+			connect.WithSchema(lockServiceMethods.ByName("Watch")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -202,6 +226,7 @@ type lockServiceClient struct {
 	getRequestOutcome *connect.Client[v1.GetRequestOutcomeRequest, v1.GetRequestOutcomeResponse]
 	cancelAcquire     *connect.Client[v1.CancelAcquireRequest, v1.CancelAcquireResponse]
 	forceRelease      *connect.Client[v1.ForceReleaseRequest, v1.ForceReleaseResponse]
+	watch             *connect.Client[v1.WatchRequest, v1.WatchResponse]
 }
 
 // Acquire calls raftlock.v1.LockService.Acquire.
@@ -254,6 +279,11 @@ func (c *lockServiceClient) ForceRelease(ctx context.Context, req *connect.Reque
 	return c.forceRelease.CallUnary(ctx, req)
 }
 
+// Watch calls raftlock.v1.LockService.Watch.
+func (c *lockServiceClient) Watch(ctx context.Context, req *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error) {
+	return c.watch.CallServerStream(ctx, req)
+}
+
 // LockServiceHandler is an implementation of the raftlock.v1.LockService service.
 type LockServiceHandler interface {
 	// Acquire takes every listed key, all or nothing. When a key is busy and
@@ -302,6 +332,21 @@ type LockServiceHandler interface {
 	// ForceRelease frees the listed keys whoever holds them. It is an
 	// administrative action, never a side effect of another call.
 	ForceRelease(context.Context, *connect.Request[v1.ForceReleaseRequest]) (*connect.Response[v1.ForceReleaseResponse], error)
+	// Watch streams the changes of the locks under a prefix (or of one key,
+	// or of one owner's locks) in Raft log order: grants, releases, expiries,
+	// hand-offs to a waiter, waiters joining and leaving. Events come from
+	// applied log entries only, so every node (a follower too) serves a watch
+	// and every node tells the same story. The stream starts with a snapshot
+	// of the current state (from_index 0, or an index the node no longer
+	// remembers), then sends batches of events and, when nothing changes, a
+	// heartbeat with the applied index. A client that reconnects passes the
+	// last index it saw as from_index and continues without gap or duplicate.
+	//
+	// Needs a read token; the stream sees only keys under the token's
+	// prefixes. A watcher that cannot keep up is cut off with
+	// resource_exhausted; a node serves a bounded number of watches at once
+	// (docs/security.md).
+	Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error
 }
 
 // NewLockServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -375,6 +420,13 @@ func NewLockServiceHandler(svc LockServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(lockServiceMethods.ByName("ForceRelease")),
 		connect.WithHandlerOptions(opts...),
 	)
+	lockServiceWatchHandler := connect.NewServerStreamHandler(
+		LockServiceWatchProcedure,
+		svc.Watch,
+		connect.WithSchema(lockServiceMethods.ByName("Watch")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/raftlock.v1.LockService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LockServiceAcquireProcedure:
@@ -397,6 +449,8 @@ func NewLockServiceHandler(svc LockServiceHandler, opts ...connect.HandlerOption
 			lockServiceCancelAcquireHandler.ServeHTTP(w, r)
 		case LockServiceForceReleaseProcedure:
 			lockServiceForceReleaseHandler.ServeHTTP(w, r)
+		case LockServiceWatchProcedure:
+			lockServiceWatchHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -444,4 +498,8 @@ func (UnimplementedLockServiceHandler) CancelAcquire(context.Context, *connect.R
 
 func (UnimplementedLockServiceHandler) ForceRelease(context.Context, *connect.Request[v1.ForceReleaseRequest]) (*connect.Response[v1.ForceReleaseResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.v1.LockService.ForceRelease is not implemented"))
+}
+
+func (UnimplementedLockServiceHandler) Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("raftlock.v1.LockService.Watch is not implemented"))
 }
