@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
@@ -52,12 +53,14 @@ const (
 
 var lockSecondsBuckets = []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
 
-type holdID struct {
-	key, owner string
-	token      uint64
-}
+// holdID names a hold being timed: its token and a hash of its key and
+// owner (a hash, not the strings: at a million timed holds the map is
+// about half the size; a collision would only mistime one hold).
+type holdID struct{ token, h uint64 }
 
-type waitID struct{ rid, key string }
+// waitID names a waiter being timed on one key: a hash of its request id
+// and the key.
+type waitID uint64
 
 // lockMetrics keeps the per-lock metrics and what timing them needs.
 type lockMetrics struct {
@@ -69,6 +72,7 @@ type lockMetrics struct {
 	hold, wait         *prometheus.HistogramVec
 
 	mu       sync.Mutex
+	seed     maphash.Seed
 	prefixes map[string]bool  // the prefixes that have a label
 	holds    map[holdID]int64 // hold -> cluster time of its grant
 	waits    map[waitID]int64 // waiter on a key -> cluster time it joined
@@ -76,7 +80,7 @@ type lockMetrics struct {
 
 func newLockMetrics(cfg Config, reg *prometheus.Registry, longest func(n int) []fsm.QueueDepth) *lockMetrics {
 	m := &lockMetrics{depth: cfg.MetricsPrefixDepth, sep: cfg.MetricsPrefixSeparator, maxPrefixes: cfg.MetricsMaxPrefixes,
-		prefixes: map[string]bool{}, holds: map[holdID]int64{}, waits: map[waitID]int64{}}
+		seed: maphash.MakeSeed(), prefixes: map[string]bool{}, holds: map[holdID]int64{}, waits: map[waitID]int64{}}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "raftlock", Name: name, Help: help}, labels)
 	}
@@ -127,13 +131,13 @@ func (m *lockMetrics) observe(r *fsm.Result) {
 	for i := range r.Changes {
 		c := &r.Changes[i]
 		p := m.prefix(c.Key)
-		h := holdID{c.Key, c.Owner, c.Token}
+		h := holdID{c.Token, m.hash(c.Key, c.Owner)}
 		switch c.Kind {
 		case fsm.ChangeAcquired, fsm.ChangeHandedOff:
 			how := "acquired"
 			if c.Kind == fsm.ChangeHandedOff {
 				how = "handed_off"
-				w := waitID{c.RequestID, c.Key}
+				w := waitID(m.hash(c.RequestID, c.Key))
 				if at, ok := m.waits[w]; ok {
 					m.wait.WithLabelValues(p, "granted").Observe(seconds(at))
 					delete(m.waits, w)
@@ -151,10 +155,10 @@ func (m *lockMetrics) observe(r *fsm.Result) {
 			}
 		case fsm.ChangeWaiterJoined:
 			if len(m.waits) < maxTimed {
-				m.waits[waitID{c.RequestID, c.Key}] = r.Now
+				m.waits[waitID(m.hash(c.RequestID, c.Key))] = r.Now
 			}
 		case fsm.ChangeWaiterLeft:
-			w := waitID{c.RequestID, c.Key}
+			w := waitID(m.hash(c.RequestID, c.Key))
 			if at, ok := m.waits[w]; ok {
 				outcome := leftOutcome[c.Reason]
 				if outcome == "" {
@@ -165,6 +169,16 @@ func (m *lockMetrics) observe(r *fsm.Result) {
 			}
 		}
 	}
+}
+
+// hash is a hash of two strings, told apart by a 0 byte between them.
+func (m *lockMetrics) hash(a, b string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	h.WriteString(a)
+	h.WriteByte(0)
+	h.WriteString(b)
+	return h.Sum64()
 }
 
 // restored forgets the holds and waits being timed: a snapshot replaced the
