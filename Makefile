@@ -4,7 +4,7 @@ BIN     ?= bin
 BUF     := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every build tag of the tree: go vet and staticcheck see all the code.
-TAGS    := chaos,docker,pg
+TAGS    := chaos,docker,pg,browser
 
 .DEFAULT_GOAL := help
 
@@ -32,7 +32,7 @@ toolchain: ## CI's first step: print the tools' versions; install iptables (as r
 	iptables --version
 
 .PHONY: lint
-lint: ## gofmt, go vet (with and without the build tags chaos, docker, pg), staticcheck (pinned, both ways) and buf lint
+lint: ## gofmt, go vet (with and without the build tags chaos, docker, pg, browser), staticcheck (pinned, both ways) and buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags $(TAGS) ./...
@@ -74,6 +74,15 @@ js-types: ## tsc (Debian's node-typescript, installed as root when missing) on c
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 node-typescript >/dev/null; \
 	fi
 	node clients/js/test/types/check.mjs
+
+.PHONY: ui-test
+ui-test: ## The web console (/ui) in headless Chromium (Debian's chromium, installed as root when missing) against real 3-node clusters; screenshot in the test's artifacts (UPDATE_SCREENSHOT=1: docs/console.png)
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "ui-test: chromium is not installed; as root: apt-get install chromium"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 chromium >/dev/null; \
+	fi
+	mkdir -p data/ui-test
+	CI=$${CI:-1} $(GO) test -tags browser -count=1 -run 'TestConsole' -artifacts -outputdir $(CURDIR)/data/ui-test ./cmd/node
 
 # ---- Fencing on a real PostgreSQL (fence/pgtest): Debian's postgresql (and
 # sqlite3, whose shell runs the claim SQL too) is installed when missing (as root; CI is), each test starts its own server

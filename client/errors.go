@@ -18,7 +18,10 @@ var (
 	// `Failed to acquire lock for key "<key>"`, naming the first busy key.
 	ErrLockHeld = errors.New("lock held by another owner")
 	// ErrWaitTimeout: the Acquire waited for its whole wait timeout without
-	// being granted and holds nothing. Its text is fixed by the API.
+	// being granted, and holds nothing. (A grant whose answer was lost on
+	// the way is released by the cluster, and a retry that finds it so with
+	// no wait left ends with this too: another reader may have seen it held
+	// meanwhile.) Its text is fixed by the API.
 	//lint:ignore ST1005 the text is the API's wait-timeout message (DESIGN.md section 2), which callers match on
 	ErrWaitTimeout = errors.New("Timed-out acquiring lock.")
 	// ErrLockLost: a lock can no longer be guaranteed. Its conservative

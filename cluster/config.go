@@ -126,6 +126,18 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful part of Shutdown.
 	ShutdownTimeout time.Duration
 
+	// Per-lock metrics (lockmetrics.go): a key is counted under its first
+	// MetricsPrefixDepth segments (0 to 16; 0: every key under the prefix
+	// "", so no key text appears in labels) cut at MetricsPrefixSeparator
+	// (empty: ":"); at most MetricsMaxPrefixes (1 to 10000; 0: 100) distinct
+	// prefixes get a label, the rest count as "other"; the MetricsBusiestKeys
+	// (0 to 1000; 0: none) longest queues are reported by key. DefaultConfig
+	// sets depth 1 and 10 busiest keys.
+	MetricsPrefixDepth     int
+	MetricsPrefixSeparator string
+	MetricsMaxPrefixes     int
+	MetricsBusiestKeys     int
+
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
 	// Listener, when set, is used instead of listening on Listen (tests use
@@ -188,6 +200,11 @@ func DefaultConfig() Config {
 		MaxWatches:         DefaultMaxWatches,
 		WatchHeartbeat:     5 * time.Second,
 		ShutdownTimeout:    10 * time.Second,
+
+		MetricsPrefixDepth:     DefaultMetricsPrefixDepth,
+		MetricsPrefixSeparator: DefaultMetricsPrefixSeparator,
+		MetricsMaxPrefixes:     DefaultMetricsMaxPrefixes,
+		MetricsBusiestKeys:     DefaultMetricsBusiestKeys,
 	}
 }
 
@@ -276,6 +293,9 @@ func (c Config) validateSettings() error {
 	if c.MaxWatches < 1 || c.MaxWatches > 100_000 {
 		return bad("MaxWatches must be 1 to 100000, got %d", c.MaxWatches)
 	}
+	if err := c.validateMetrics(); err != nil {
+		return err
+	}
 	if c.WatchHeartbeat < 10*time.Millisecond {
 		return bad("WatchHeartbeat must be at least 10ms, got %s", c.WatchHeartbeat)
 	}
@@ -336,6 +356,12 @@ func (c Config) withDefaults() Config {
 	if c.WatchHeartbeat == 0 {
 		c.WatchHeartbeat = 5 * time.Second
 	}
+	if c.MetricsPrefixSeparator == "" {
+		c.MetricsPrefixSeparator = DefaultMetricsPrefixSeparator
+	}
+	if c.MetricsMaxPrefixes == 0 {
+		c.MetricsMaxPrefixes = DefaultMetricsMaxPrefixes
+	}
 	if c.Dialer == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
 		// Dial from the address this node listens on when it is a specific
@@ -355,4 +381,21 @@ func (c Config) withDefaults() Config {
 		c.LogStore = LogStoreAuto
 	}
 	return c
+}
+
+// validateMetrics checks the per-lock metrics settings.
+func (c Config) validateMetrics() error {
+	if c.MetricsPrefixDepth < 0 || c.MetricsPrefixDepth > maxMetricsPrefixDepth {
+		return badConfig("--metrics-prefix-depth must be 0 to %d segments, got %d", maxMetricsPrefixDepth, c.MetricsPrefixDepth)
+	}
+	if len(c.MetricsPrefixSeparator) > 8 {
+		return badConfig("--metrics-prefix-separator must be at most 8 bytes, got %q", c.MetricsPrefixSeparator)
+	}
+	if c.MetricsMaxPrefixes < 0 || c.MetricsMaxPrefixes > maxMetricsMaxPrefixes {
+		return badConfig("--metrics-max-prefixes must be 1 to %d, got %d", maxMetricsMaxPrefixes, c.MetricsMaxPrefixes)
+	}
+	if c.MetricsBusiestKeys < 0 || c.MetricsBusiestKeys > maxMetricsBusiestKeys {
+		return badConfig("--metrics-busiest-keys must be 0 to %d, got %d", maxMetricsBusiestKeys, c.MetricsBusiestKeys)
+	}
+	return nil
 }

@@ -77,6 +77,7 @@ func (n *Node) newHTTPServer() *http.Server {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", n.met.handler())
 	n.mountDebug(mux)
+	n.mountUI(mux)
 
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)

@@ -30,6 +30,8 @@ type metrics struct {
 	abandonsDropped prometheus.Counter
 	requests        *prometheus.CounterVec
 	latency         *prometheus.HistogramVec
+	// locks are the per-lock metrics (lockmetrics.go).
+	locks *lockMetrics
 }
 
 func newMetrics(n *Node) *metrics {
@@ -54,6 +56,10 @@ func newMetrics(n *Node) *metrics {
 	m.reg.MustRegister(m.requests, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerStages(m.reg)
 	n.watches.register(m.reg)
+	m.locks = newLockMetrics(n.cfg, m.reg, func(k int) (q []fsm.QueueDepth) {
+		n.fsm.Read(func(t *fsm.Table) { q = t.LongestQueues(k) })
+		return q
+	})
 
 	gauge := func(name, help string, fn func() float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftlock", Name: name, Help: help}, fn))
@@ -85,6 +91,7 @@ func (m *metrics) handler() http.Handler {
 
 // observe counts what an applied entry did.
 func (m *metrics) observe(r *fsm.Result) {
+	m.locks.observe(r)
 	if r.Op == fsm.OpAcquire && r.Code == fsm.CodeOK && !r.Duplicate {
 		m.grants.Inc()
 	}

@@ -241,6 +241,7 @@ func (n *Node) fsmHooks() raftfsm.Hooks {
 		}}
 	h.Restored = func(index uint64) {
 		n.watches.restored(index)
+		n.met.locks.restored()
 		if n.cfg.Journal != nil {
 			n.journalRestore(index)
 		}

@@ -65,6 +65,10 @@ func run(args []string, stderr io.Writer) error {
 	bug := fs.String("unsafe-bug", "", "UNSAFE, testing only: deliberately break the node (fencing, wallclock)")
 	watchBuffer := fs.Int("watch-buffer", def.WatchBuffer, "events that may wait to be sent to one Watch stream before it is cut off (resource_exhausted)")
 	maxWatches := fs.Int("max-watches", def.MaxWatches, "Watch streams this node serves at once")
+	metricsDepth := fs.Int("metrics-prefix-depth", def.MetricsPrefixDepth, "per-lock metrics count a key under its first N segments (0 to 16; 0: no key text in labels)")
+	metricsSep := fs.String("metrics-prefix-separator", def.MetricsPrefixSeparator, "separator of key segments for --metrics-prefix-depth")
+	metricsPrefixes := fs.Int("metrics-max-prefixes", def.MetricsMaxPrefixes, "distinct key prefixes labelled in per-lock metrics; later ones count as prefix=\"other\" (1 to 10000)")
+	metricsBusiest := fs.Int("metrics-busiest-keys", def.MetricsBusiestKeys, "longest queues reported by key in raftlock_queue_depth (0 to 1000; 0: none, no key names in /metrics)")
 	watchHeartbeat := fs.Duration("watch-heartbeat", def.WatchHeartbeat, "how often a Watch stream says its applied index when idle")
 	gcHeadroom := fs.Uint64("gc-headroom-mib", 64, "let the Go heap grow past its live size by at most max(this many MiB, half the live heap) between collections (0: Go's default, doubling; ignored when GOGC or GOMEMLIMIT is set)")
 	if err := parseWithEnv(fs, args); err != nil {
@@ -92,6 +96,8 @@ func run(args []string, stderr io.Writer) error {
 	}
 	cfg.AuthTokens = *authTokens
 	cfg.WatchBuffer, cfg.MaxWatches, cfg.WatchHeartbeat = *watchBuffer, *maxWatches, *watchHeartbeat
+	cfg.MetricsPrefixDepth, cfg.MetricsPrefixSeparator = *metricsDepth, *metricsSep
+	cfg.MetricsMaxPrefixes, cfg.MetricsBusiestKeys = *metricsPrefixes, *metricsBusiest
 	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
 		cfg.TLS = &cluster.TLS{CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA, ClientCAFile: *tlsClientCA, ClientAuth: *tlsClientAuth}
 	}

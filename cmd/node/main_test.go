@@ -47,6 +47,11 @@ func TestBadConfigurationNamesTheFlag(t *testing.T) {
 		{[]string{"--initial-cluster", "n1=127.0.0.1:1,n2", "--data-dir", t.TempDir()}, "initial-cluster"},
 		{[]string{"--initial-cluster", "n1=127.0.0.1:1", "--join", "x:1", "--listen", "127.0.0.1:1", "--data-dir", t.TempDir()}, "--join"},
 		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"--metrics-prefix-depth", "17", "--data-dir", t.TempDir()}, "--metrics-prefix-depth"},
+		{[]string{"--metrics-prefix-depth", "-1", "--data-dir", t.TempDir()}, "--metrics-prefix-depth"},
+		{[]string{"--metrics-max-prefixes", "20000", "--data-dir", t.TempDir()}, "--metrics-max-prefixes"},
+		{[]string{"--metrics-busiest-keys", "-1", "--data-dir", t.TempDir()}, "--metrics-busiest-keys"},
+		{[]string{"--metrics-prefix-separator", "::::::::::", "--data-dir", t.TempDir()}, "--metrics-prefix-separator"},
 	} {
 		err := run(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.flag) {

@@ -69,10 +69,11 @@ func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, s
 	}
 	for i := range ops {
 		op := &ops[i]
-		if op.Outcome != history.OutcomeUnknown || op.RequestID == "" {
+		if op.RequestID == "" {
 			continue
 		}
 		f := fates[op.RequestID]
+		undone := f != nil && f.undone
 		// The client re-issues a withdrawn acquire as id#1, id#2, ...: the
 		// last one the log saw is the one that counts.
 		for n := 1; op.Kind == history.KindAcquire; n++ {
@@ -81,6 +82,19 @@ func resolve(ops []history.Op, journals map[string][]history.Entry) (resolved, s
 				break
 			}
 			f = g
+			undone = undone || g.undone
+		}
+		if op.Outcome == history.OutcomeFail && op.Kind == history.KindAcquire && undone {
+			// The client was told no (its answer was lost, the retry found
+			// the request cancelled, and the wait had ended), but the
+			// cluster had granted it and released it again: it held its
+			// keys for a while, so either outcome is possible.
+			op.Outcome = history.OutcomeUnknown
+			stillUnknown++
+			continue
+		}
+		if op.Outcome != history.OutcomeUnknown {
+			continue
 		}
 		switch {
 		case f == nil || !f.seen:

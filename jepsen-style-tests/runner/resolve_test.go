@@ -41,3 +41,32 @@ func TestResolve(t *testing.T) {
 		t.Errorf("granted: token %d", ops[0].Token)
 	}
 }
+
+// An acquire its client was told failed (its answer lost, the retry found
+// it cancelled, no wait left) whose request the cluster had granted and
+// then released turns unknown: it held the key for a while. A refusal the
+// log agrees with stays a refusal.
+func TestResolveFailedButGrantedThenUndone(t *testing.T) {
+	ops := []history.Op{
+		{Kind: history.KindAcquire, Key: "k", RequestID: "told-no", Outcome: history.OutcomeFail},
+		{Kind: history.KindAcquire, Key: "k", RequestID: "reissued", Outcome: history.OutcomeFail},
+		{Kind: history.KindAcquire, Key: "k", RequestID: "timed-out", Outcome: history.OutcomeFail},
+	}
+	journal := []history.Entry{
+		{Index: 1, Op: "acquire", RequestID: "told-no", Code: "pending"},
+		{Index: 2, Op: "release", Code: "ok", Events: []history.Event{{RequestID: "told-no", Code: "ok", Tokens: []uint64{2}}}},
+		{Index: 3, Op: "acquire", RequestID: "told-no", Code: "cancelled"}, // its abandon
+		{Index: 4, Op: "acquire", RequestID: "reissued", Code: "ok", Tokens: []uint64{4}},
+		{Index: 5, Op: "acquire", RequestID: "reissued", Code: "cancelled"},
+		{Index: 6, Op: "acquire", RequestID: "reissued#1", Code: "timed_out"},
+		{Index: 7, Op: "acquire", RequestID: "timed-out", Code: "pending"},
+		{Index: 8, Op: "tick", Events: []history.Event{{RequestID: "timed-out", Code: "timed_out"}}},
+	}
+	resolve(ops, map[string][]history.Entry{"n1": journal})
+	want := []history.Outcome{history.OutcomeUnknown, history.OutcomeUnknown, history.OutcomeFail}
+	for i, w := range want {
+		if ops[i].Outcome != w {
+			t.Errorf("%s: %s, want %s", ops[i].RequestID, ops[i].Outcome, w)
+		}
+	}
+}
