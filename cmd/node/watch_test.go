@@ -254,7 +254,8 @@ func TestWatchAcrossLeaderKillAndReconnect(t *testing.T) {
 	acquire("w:x", "x1")
 	actx, cancel := context.WithCancel(ctx)
 	go func() {
-		_, err := act.Acquire(actx, []string{"w:x"}, client.WithOwner("x2"), client.WithWait(time.Minute))
+		// A caller that hangs up (no CancelAcquire): the node withdraws it.
+		_, err := postJSON(actx, &http.Client{Transport: &http.Transport{}}, c.URL(other), "Acquire", `{"keys":["w:x"],"ownerId":"x2","waitTimeout":"60s","requestId":"r-x2"}`)
 		got <- err
 	}()
 	waitFor("w:x", client.EventWaiterJoined, "x2")
