@@ -72,7 +72,7 @@ report=$work/stages.md
 {
   echo "# raftlock: where a write's time goes on the nodes"
   echo
-  echo "Produced by \`make stages\` (STAGES_DURATION=$duration, protocol $protocol, the default log store) on $(date -u '+%Y-%m-%d %H:%M') UTC:"
+  echo "Produced by \`make stages\` (STAGES_DURATION=$duration, protocol $protocol, log store $(grep -m1 -o 'log_store=[a-z]*\|"log_store":"[a-z]*"' "$RAFTLOCK_CLUSTER_DIR/n1/node.log" | grep -o '[a-z]*"\?$' | tr -d '"')${RAFTLOCK_NODE_ARGS:+, node flags $RAFTLOCK_NODE_ARGS}) on $(date -u '+%Y-%m-%d %H:%M') UTC:"
   echo "a 3-node cluster of real processes on loopback (fsync on), driven by lockbench (acquire → release"
   echo "per caller on its own key). For each stage, the mean over one measured run from each node's"
   echo "\`raftlock_stage_seconds\` (cluster/stages.go), in µs; the leader's column for the stages the"
