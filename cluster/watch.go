@@ -30,6 +30,9 @@ const (
 	// of events past which an events message ends (at the end of an entry:
 	// one entry's events are never split).
 	watchChunk = 500
+	// watchBarrierTimeout bounds the wait of a first snapshot for the
+	// writes committed before the call.
+	watchBarrierTimeout = 2 * time.Second
 	// watchCutGrace is how long a cut-off stream has to take its last
 	// messages and the error before its connection is closed.
 	watchCutGrace = 10 * time.Second
@@ -135,6 +138,13 @@ func (n *Node) watch(ctx context.Context, m *raftlockv1.WatchRequest, send func(
 
 	ws := &watchStream{n: n, w: w, send: send, noWaiters: m.ExcludeWaiters, pos: m.FromIndex}
 	if !resumed {
+		// The first snapshot holds every write committed before the call
+		// (a ReadIndex, as ListLocks), so a watch opened on a follower
+		// right after a write sees it. Without a leader the node's own
+		// state serves: a watch is for seeing, and events follow.
+		bctx, cancel := context.WithTimeout(ctx, watchBarrierTimeout)
+		_, _ = n.readBarrier(bctx)
+		cancel()
 		reason := raftlockv1.WatchResetReason_WATCH_RESET_REASON_UNSPECIFIED
 		if m.FromIndex != 0 {
 			reason = raftlockv1.WatchResetReason_WATCH_RESET_REASON_TOO_OLD

@@ -47,8 +47,9 @@ func TestWatchAndTop(t *testing.T) {
 	if _, err := cl.Acquire(ctx, []string{"top:cold"}, client.WithOwner("other"), client.WithExpire(0)); err != nil {
 		t.Fatal(err)
 	}
-	// A follower's snapshot is as of its own applied index: poll until it
-	// has caught up.
+	// The first snapshot holds every write committed before the call (a
+	// ReadIndex, also on a follower); poll all the same, should the node be
+	// slow to find its leader.
 	var r result
 	var lines []string
 	ok := func() bool {

@@ -69,6 +69,19 @@ func (w *watchLog) has(key string, kind client.EventKind, owner string) bool {
 	return slices.ContainsFunc(w.events(), func(e client.Event) bool { return e.Key == key && e.Kind == kind && e.Owner == owner })
 }
 
+// snapshots counts the snapshots delivered.
+func (w *watchLog) snapshots() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, u := range w.updates {
+		if u.Snapshot {
+			n++
+		}
+	}
+	return n
+}
+
 // countOf counts the events of key.
 func (w *watchLog) countOf(key string) int {
 	n := 0
@@ -241,7 +254,8 @@ func TestWatchAcrossLeaderKillAndReconnect(t *testing.T) {
 	acquire("w:x", "x1")
 	actx, cancel := context.WithCancel(ctx)
 	go func() {
-		_, err := act.Acquire(actx, []string{"w:x"}, client.WithOwner("x2"), client.WithWait(time.Minute))
+		// A caller that hangs up (no CancelAcquire): the node withdraws it.
+		_, err := postJSON(actx, &http.Client{Transport: &http.Transport{}}, c.URL(other), "Acquire", `{"keys":["w:x"],"ownerId":"x2","waitTimeout":"60s","requestId":"r-x2"}`)
 		got <- err
 	}()
 	waitFor("w:x", client.EventWaiterJoined, "x2")
@@ -532,6 +546,9 @@ func TestWatchResyncsOnRestore(t *testing.T) {
 		}
 		defer wc.Close()
 		watches = append(watches, startWatch(t, ctx, wc, ""))
+	}
+	for _, w := range watches {
+		c.WaitFor("the watch's first snapshot", func() bool { return w.snapshots() > 0 })
 	}
 	if _, err := cl.Acquire(ctx, []string{"before"}, client.WithOwner("o"), client.WithExpire(0)); err != nil {
 		t.Fatal(err)

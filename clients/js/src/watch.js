@@ -132,6 +132,7 @@ async function* watch(transport, req, o) {
       let snap = null;
       try {
         for await (const m of stream(transport, base, body, ac.signal)) {
+          if (ac.signal.aborted) return; // messages already read stay unread
           let u;
           if (m.snapshot) {
             const s = m.snapshot;
