@@ -83,6 +83,9 @@ func (n *Node) versionLoop() {
 	n.versions.set(n.cfg.ID, fsm.SupportedVersion)
 	for {
 		wait := versionPoll
+		n.mu.Lock()
+		officeCh := n.officeCh
+		n.mu.Unlock()
 		if !n.pollVersions() {
 			wait = versionPollFast
 		}
@@ -90,6 +93,7 @@ func (n *Node) versionLoop() {
 		case <-n.shutdownCh:
 			return
 		case <-time.After(wait):
+		case <-officeCh: // this node took office (or left it): a new leader raises the version at once
 		}
 	}
 }
