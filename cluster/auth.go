@@ -189,6 +189,17 @@ func (p *principal) authorize(msg any) error {
 			return deny("may list only under the prefixes %q", p.prefixes)
 		}
 		return nil
+	case *raftlockv1.WatchRequest: // a stream: Watch calls authorizeWatch, which comes here
+		if m.Key != "" {
+			return need(VerbRead, m.Key)
+		}
+		if err := need(VerbRead); err != nil {
+			return err
+		}
+		if !p.mayTouch(m.Prefix) {
+			return deny("may watch only under the prefixes %q", p.prefixes)
+		}
+		return nil
 	case *raftlockv1.GetRequestOutcomeRequest:
 		return need(VerbRead)
 	case *raftlockv1.StatusRequest:

@@ -58,8 +58,9 @@ func (s *lockService) Watch(ctx context.Context, req *connect.Request[raftlockv1
 	return s.n.toConnect(raftlockv1connect.LockServiceWatchProcedure, err)
 }
 
-// authorizeWatch is Watch's part of authorize (auth.go): the read verb,
-// and a prefix or key within the token's prefixes, as ListLocks.
+// authorizeWatch is the auth check of Watch, a stream the unary
+// interceptor does not see: the read verb, and a prefix or key within the
+// token's prefixes, as ListLocks (principal.authorize).
 func (n *Node) authorizeWatch(ctx context.Context, m *raftlockv1.WatchRequest) error {
 	if n.auth == nil {
 		return nil
@@ -68,16 +69,7 @@ func (n *Node) authorizeWatch(ctx context.Context, m *raftlockv1.WatchRequest) e
 	if p == nil {
 		return ErrUnauthenticated
 	}
-	if !p.can(VerbRead) {
-		return fmt.Errorf("%w: token %q may not %s", ErrPermissionDenied, p.name, VerbRead)
-	}
-	if m.Key != "" && !p.mayTouch(m.Key) {
-		return fmt.Errorf("%w: token %q may not touch key %q", ErrPermissionDenied, p.name, m.Key)
-	}
-	if m.Key == "" && !p.mayTouch(m.Prefix) {
-		return fmt.Errorf("%w: token %q may watch only under the prefixes %q", ErrPermissionDenied, p.name, p.prefixes)
-	}
-	return nil
+	return p.authorize(m)
 }
 
 func watchSelectorOf(m *raftlockv1.WatchRequest, scope []string) (watchSelector, error) {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/cluster/clustertest"
+	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
 // lockctl watch prints one line per event (--json: one object per line)
@@ -32,17 +34,12 @@ func TestWatchAndTop(t *testing.T) {
 		}()
 	}
 	// Both waiters queued: top:hot has a queue of 2.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var seen string
+	testcluster.Poll(t, 30*time.Second, 20*time.Millisecond, "both waiters queued on top:hot", func() bool {
 		li, err := cl.Get(ctx, "top:hot")
-		if err == nil && li != nil && li.Waiters == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiters never queued: %+v %v", li, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		seen = fmt.Sprintf("%+v %v", li, err)
+		return err == nil && li != nil && li.Waiters == 2
+	}, &seen)
 
 	if _, err := cl.Acquire(ctx, []string{"top:cold"}, client.WithOwner("other"), client.WithExpire(0)); err != nil {
 		t.Fatal(err)
@@ -62,12 +59,11 @@ func TestWatchAndTop(t *testing.T) {
 			(strings.Contains(lines[1], `"w1"`) || strings.Contains(lines[1], `"w2"`)) && strings.Fields(lines[1])[4] == "2" &&
 			strings.HasPrefix(lines[2], "top:cold")
 	}
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("top --once:\n%s\nwant top:hot (holder, queue of 2) before top:cold", r.stdout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testcluster.Poll(t, 30*time.Second, 50*time.Millisecond, "top --once to show top:hot (holder, queue of 2) before top:cold", func() bool {
+		done := ok()
+		seen = "\n" + r.stdout
+		return done
+	}, &seen)
 
 	// From the first grant on: the waiters joining, then the other acquire.
 	r = lockctl(t, bin, env, "watch", "--from", jsonNumber(first), "--count", "3", "top:")
