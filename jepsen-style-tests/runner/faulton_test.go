@@ -23,6 +23,7 @@ func TestFaultOn(t *testing.T) {
 		{"a kill of every node", history.Fault{Name: "kill-all", Start: 20 * s, End: 24 * s, Detail: "kill -9 every node"}, "killed"},
 		{"a kill of another node", history.Fault{Name: "kill-one", Start: 12 * s, End: 15 * s, Detail: "kill -9 n1"}, ""},
 		{"a kill long after the waiter's wait", history.Fault{Name: "kill-one", Start: 60 * s, End: 65 * s, Detail: "kill -9 n2"}, ""},
+		{"a kill of its node that began before the call and lasted past it", history.Fault{Name: "kill-leader", Start: 8 * s, End: 14 * s, Detail: "kill -9 leader n2"}, "killed"},
 		{"a kill that ended before the call", history.Fault{Name: "kill-one", Start: 2 * s, End: 5 * s, Detail: "kill -9 n2"}, ""},
 		{"a pause of its node, begun before the call", history.Fault{Name: "pause-follower", Start: 8 * s, End: 14 * s, Detail: "SIGSTOP follower n2"}, "paused"},
 		{"a pause of another node", history.Fault{Name: "pause-leader", Start: 8 * s, End: 14 * s, Detail: "SIGSTOP leader n3"}, ""},

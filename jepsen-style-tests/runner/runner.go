@@ -435,7 +435,7 @@ func faultOn(timeline []history.Fault, a workload.Abandoned) string {
 		}
 		switch {
 		case f.Until() < a.At || f.Start > end:
-		case strings.HasPrefix(f.Name, "kill") && f.Start >= a.At && names():
+		case strings.HasPrefix(f.Name, "kill") && names(): // down while the waiter lived: its forward may be retried after the caller left
 			return "killed"
 		case strings.HasPrefix(f.Name, "pause") && names():
 			return "paused"
