@@ -152,8 +152,10 @@ func TestWaiterSurvivesLeaderDeath(t *testing.T) {
 	c.EnsureSame()
 }
 
-// All three nodes restart from their own disks: locks, queues and tokens
-// survive, and tokens keep increasing.
+// All three nodes restart from their own disks: locks and tokens survive
+// and tokens keep increasing; the waiter of a caller that died with the
+// nodes is withdrawn (each node, once caught up, abandons its previous
+// run's waiters).
 func TestFullRestartFromDisk(t *testing.T) {
 	c := clustertest.New(t, 3)
 	ctx := ctxT(t)
@@ -177,24 +179,25 @@ func TestFullRestartFromDisk(t *testing.T) {
 		c.Restart(i)
 	}
 	lc = c.LockClient(c.Leader())
-	l := getLock(t, ctx, lc, "held")
-	if l.GetOwnerId() != "alice" || l.FencingToken != held.FencingToken || l.Waiters != 1 {
-		t.Fatalf("after restart: %+v, want alice/%d with bob waiting", l, held.FencingToken)
+	if l := getLock(t, ctx, lc, "held"); l.GetOwnerId() != "alice" || l.FencingToken != held.FencingToken {
+		t.Fatalf("after restart: %+v, want alice/%d", l, held.FencingToken)
 	}
-	// Bob's retry with the same request id re-attaches to his waiter.
-	go func() {
-		_, err := lc.Acquire(ctx, connect.NewRequest(&raftlockv1.AcquireRequest{Keys: []string{"held"}, OwnerId: "bob",
-			WaitTimeout: durationpb.New(time.Minute), RequestId: "bob-1"}))
-		waitErr <- err
-	}()
+	// Bob's caller died with the nodes: each node, caught up with the log,
+	// withdraws the waiters of its previous run, so bob no longer waits and
+	// his request id's answer is final (cancelled), also for a retry.
+	c.WaitFor("bob's waiter withdrawn", func() bool { return getLock(t, ctx, lc, "held").Waiters == 0 })
+	out, err := lc.GetRequestOutcome(ctx, connect.NewRequest(&raftlockv1.GetRequestOutcomeRequest{RequestId: "bob-1"}))
+	if err != nil || out.Msg.Outcome.State != raftlockv1.RequestState_REQUEST_STATE_CANCELLED {
+		t.Fatalf("outcome of bob-1 = %v, %v; want cancelled", out, err)
+	}
+	_, err = lc.Acquire(ctx, connect.NewRequest(&raftlockv1.AcquireRequest{Keys: []string{"held"}, OwnerId: "bob",
+		WaitTimeout: durationpb.New(time.Minute), RequestId: "bob-1"}))
+	wantCode(t, err, connect.CodeCanceled)
 	if _, err := lc.Release(ctx, connect.NewRequest(&raftlockv1.ReleaseRequest{Keys: []string{"held"}, OwnerId: "alice"})); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-waitErr; err != nil {
-		t.Fatalf("bob's retried acquire: %v", err)
-	}
-	if l := getLock(t, ctx, lc, "held"); l.GetOwnerId() != "bob" || l.FencingToken <= held.FencingToken {
-		t.Fatalf("after hand-off: %+v", l)
+	if l := getLock(t, ctx, lc, "held"); l.GetOwnerId() != "" {
+		t.Fatalf("after alice's release: %+v, want free", l)
 	}
 	c.EnsureSame()
 }

@@ -43,7 +43,7 @@ func (s *lockService) Acquire(ctx context.Context, req *connect.Request[raftlock
 	if c.Wait, err = duration("wait_timeout", m.WaitTimeout, fsm.ValidateWait); err != nil {
 		return nil, err
 	}
-	if err := s.n.setMode(c, m); err != nil {
+	if err := s.n.setMode(ctx, c, m); err != nil {
 		return nil, err
 	}
 	r, err := s.n.acquire(ctx, c, m.RequestId != "", tryOf(req.Header()))

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -19,7 +20,7 @@ const modeFeature = "a shared or semaphore lock"
 // setMode copies an AcquireRequest's mode fields onto c (permits default
 // to 1 for a semaphore) and checks them, and that the cluster can carry
 // them.
-func (n *Node) setMode(c *fsm.Command, m *raftlockv1.AcquireRequest) error {
+func (n *Node) setMode(ctx context.Context, c *fsm.Command, m *raftlockv1.AcquireRequest) error {
 	switch m.Mode {
 	case raftlockv1.LockMode_LOCK_MODE_UNSPECIFIED, raftlockv1.LockMode_LOCK_MODE_EXCLUSIVE:
 		c.Mode = fsm.ModeExclusive
@@ -38,7 +39,7 @@ func (n *Node) setMode(c *fsm.Command, m *raftlockv1.AcquireRequest) error {
 		return invalidArg("%v", err)
 	}
 	if c.Mode != fsm.ModeExclusive {
-		return n.requireVersion(modeFeature, fsm.Version2)
+		return n.requireVersion(ctx, modeFeature, fsm.Version2)
 	}
 	return nil
 }

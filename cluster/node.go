@@ -75,6 +75,9 @@ type Node struct {
 	incarnation, prevIncarnation uint32
 	// attempts counts the attempts made in this incarnation.
 	attempts atomic.Uint32
+	// synced is set once this node's table has applied an index the leader
+	// confirmed after the node started (caughtUp).
+	synced atomic.Bool
 	// clusterID is the cluster's id as this node knows it (clusterid.go).
 	clusterID *clusterIdentity
 	// backups serialises restores and tells the leader loop to take office

@@ -63,13 +63,36 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
-// Ready reports whether the node knows a leader and has applied everything
-// it knows to be committed (waiting up to one second for that).
+// Ready reports whether the node knows a leader, has caught up with the
+// log once since it started (caughtUp), and has applied everything it knows
+// to be committed (waiting up to one second for that).
 func (n *Node) Ready(ctx context.Context) bool {
 	if addr, _ := n.Leader(); addr == "" {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return n.waitApplied(ctx, n.raft.CommitIndex()) == nil
+	return n.caughtUp(ctx) == nil && n.waitApplied(ctx, n.raft.CommitIndex()) == nil
+}
+
+// caughtUp returns once this node's lock table has applied an index that
+// the leader confirmed as committed after the node started (a read
+// barrier, done once per run). Before that, the table of a node that just
+// restarted or joined can be far behind the cluster: Raft restores the
+// last snapshot and replays the log only as the leader tells the node what
+// is committed, and a heartbeat names the leader before that. Such a
+// table's cluster version may be older than the cluster's, so what a node
+// decides from the version (whether the cluster records attempts, whether
+// it takes shared acquires, whether a restarted node's previous waiters
+// need withdrawing) waits for this. After it, the table lags the leader
+// only as any follower's does, and the version it shows only ever rises.
+func (n *Node) caughtUp(ctx context.Context) error {
+	if n.synced.Load() {
+		return nil
+	}
+	if _, err := n.readBarrier(ctx); err != nil {
+		return err
+	}
+	n.synced.Store(true)
+	return nil
 }

@@ -180,10 +180,18 @@ func (n *Node) admitVersion(encoded []byte) error {
 }
 
 // requireVersion refuses a request for feature when the cluster version is
-// below v, naming the members that hold it back.
-func (n *Node) requireVersion(feature string, v uint32) error {
+// below v, naming the members that hold it back. It refuses only on a table
+// that has caught up with the log since the node started (caughtUp): a
+// restarted node's table may show an older version for a moment.
+func (n *Node) requireVersion(ctx context.Context, feature string, v uint32) error {
 	cur := n.clusterVersion()
 	if cur >= v {
+		return nil
+	}
+	if err := n.caughtUp(ctx); err != nil {
+		return err
+	}
+	if cur = n.clusterVersion(); cur >= v {
 		return nil
 	}
 	why := "every member supports it; the leader raises the version within seconds"

@@ -55,26 +55,33 @@ import (
 // outcome. Whatever it returns other than a grant to a live caller, it
 // abandons the attempt. named says the caller chose the request id: then
 // even an Acquire that never left this node is abandoned, so the id's
-// answer is final (cancelled) for whoever asks about it later.
+// answer is final (cancelled) for whoever asks about it later. Whether the
+// Acquire carries its attempt is decided from a table that has caught up
+// with the log (caughtUp): the table of a node that just restarted may
+// still show version 1, and an attempt left out there would leave a grant
+// made meanwhile to a gone caller unreleased.
 func (n *Node) acquire(ctx context.Context, c *fsm.Command, named bool, try uint8) (_ *fsm.Result, err error) {
-	v2 := n.clusterVersion() >= fsm.Version2
-	if v2 {
-		c.Attempt = n.newAttempt(try)
-	}
-	var sub *subscription
-	if c.Wait > 0 {
-		sub = n.hub.subscribe(c.RequestID)
-		defer n.hub.unsubscribe(sub)
-	}
+	attempt := n.newAttempt(try)
 	var sent bool
 	var r *fsm.Result
 	defer func() {
 		// A definite refusal (busy, timed out, cancelled) holds nothing; an
 		// error or a grant the caller is no longer there for may hold keys.
 		if (sent || named) && (err != nil || (r.Code == fsm.CodeOK && ctx.Err() != nil)) {
-			n.abandons.add(c, v2)
+			n.abandons.add(c, attempt, sent)
 		}
 	}()
+	if err = n.caughtUp(ctx); err != nil {
+		return nil, err
+	}
+	if n.clusterVersion() >= fsm.Version2 {
+		c.Attempt = attempt
+	}
+	var sub *subscription
+	if c.Wait > 0 {
+		sub = n.hub.subscribe(c.RequestID)
+		defer n.hub.unsubscribe(sub)
+	}
 	if r, err = n.propose(ctx, c, &sent); err != nil {
 		return nil, err
 	}
@@ -97,11 +104,7 @@ func (n *Node) departedBeforeStart() connect.UnaryInterceptorFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 			if m, ok := req.Any().(*raftlockv1.AcquireRequest); ok && ctx.Err() != nil && m.RequestId != "" && fsm.ValidateRequestID(m.RequestId) == nil {
 				c := &fsm.Command{Op: fsm.OpAcquire, RequestID: m.RequestId, Wait: m.GetWaitTimeout().AsDuration()}
-				v2 := n.clusterVersion() >= fsm.Version2
-				if v2 {
-					c.Attempt = n.newAttempt(tryOf(req.Header()))
-				}
-				n.abandons.add(c, v2)
+				n.abandons.add(c, n.newAttempt(tryOf(req.Header())), false)
 			}
 			return next(ctx, req)
 		}
@@ -180,15 +183,16 @@ func newAbandons(n *Node) *abandons {
 	return &abandons{n: n, idle: idle}
 }
 
-// add abandons the attempt of c in the background. v2 says whether the
-// cluster records attempts; before that, a cancel_wait withdraws a waiter.
-func (a *abandons) add(c *fsm.Command, v2 bool) {
-	cmd := &fsm.Command{Op: fsm.OpAbandon, RequestID: c.RequestID, Attempt: c.Attempt}
-	if !v2 {
-		if c.Wait == 0 {
-			return // nothing waits, and a grant cannot be told from a live one
-		}
-		cmd = &fsm.Command{Op: fsm.OpCancelWait, RequestID: c.RequestID}
+// add abandons the Acquire c in the background. sent says c may have
+// reached a leader: then the abandon acts for what c carried, its attempt
+// (cluster version 2) or, without one, its waiter (cancel_wait: before
+// version 2 a grant cannot be told from a live one). An Acquire that never
+// left this node (a caller-chosen request id) is abandoned as attempt once
+// the node has caught up and knows whether the cluster records attempts:
+// the abandon leaves a tombstone, so the id's answer is final.
+func (a *abandons) add(c *fsm.Command, attempt uint64, sent bool) {
+	if sent && c.Attempt == 0 && c.Wait == 0 {
+		return // nothing waits, and a grant cannot be told from a live one
 	}
 	a.mu.Lock()
 	if a.inFlight >= maxAbandons {
@@ -204,7 +208,7 @@ func (a *abandons) add(c *fsm.Command, v2 bool) {
 	a.mu.Unlock()
 	go func() {
 		defer a.finish()
-		a.run(cmd)
+		a.run(c, attempt, sent)
 	}()
 }
 
@@ -216,7 +220,26 @@ func (a *abandons) finish() {
 	}
 }
 
-func (a *abandons) run(cmd *fsm.Command) {
+// command is the entry that abandons c (see add); nil: nothing to do. For
+// an Acquire that was not sent it waits until the node has caught up.
+func (a *abandons) command(ctx context.Context, c *fsm.Command, attempt uint64, sent bool) (*fsm.Command, error) {
+	if !sent {
+		if err := a.n.caughtUp(ctx); err != nil {
+			return nil, err
+		}
+		if a.n.clusterVersion() >= fsm.Version2 {
+			return &fsm.Command{Op: fsm.OpAbandon, RequestID: c.RequestID, Attempt: attempt}, nil
+		}
+	} else if c.Attempt != 0 {
+		return &fsm.Command{Op: fsm.OpAbandon, RequestID: c.RequestID, Attempt: c.Attempt}, nil
+	}
+	if c.Wait == 0 {
+		return nil, nil
+	}
+	return &fsm.Command{Op: fsm.OpCancelWait, RequestID: c.RequestID}, nil
+}
+
+func (a *abandons) run(c *fsm.Command, attempt uint64, sent bool) {
 	n := a.n
 	ctx, cancel := context.WithTimeout(context.Background(), abandonPatience)
 	defer cancel()
@@ -233,13 +256,18 @@ func (a *abandons) run(cmd *fsm.Command) {
 	default:
 	}
 	for {
-		_, err := n.proposeAbandon(ctx, cmd)
-		if err == nil {
-			n.met.abandons.Inc()
+		cmd, err := a.command(ctx, c, attempt, sent)
+		if err == nil && cmd == nil {
 			return
 		}
+		if err == nil {
+			if _, err = n.proposeAbandon(ctx, cmd); err == nil {
+				n.met.abandons.Inc()
+				return
+			}
+		}
 		if ctx.Err() != nil || !sleepCtx(ctx, 100*time.Millisecond) {
-			n.log.Warn("could not withdraw the acquire of a departed caller", "request_id", cmd.RequestID, "err", err)
+			n.log.Warn("could not withdraw the acquire of a departed caller", "request_id", c.RequestID, "err", err)
 			return
 		}
 	}
@@ -410,7 +438,7 @@ func (n *Node) abandonPrevious() {
 	cmd := &fsm.Command{Op: fsm.OpAbandonNode, Attempt: uint64(n.prevIncarnation) << 32}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ApplyTimeout)
-		ready := n.Ready(ctx)
+		ready := n.caughtUp(ctx) == nil
 		var r *fsm.Result
 		var err error
 		if ready && n.clusterVersion() < fsm.Version2 {
