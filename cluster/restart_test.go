@@ -12,6 +12,7 @@ import (
 
 	raftlockv1 "github.com/raftlock/raftlock/api/gen/raftlock/v1"
 	"github.com/raftlock/raftlock/cluster/clustertest"
+	"github.com/raftlock/raftlock/internal/testcluster"
 )
 
 // A follower that restarts hears the leader's heartbeat before the log
@@ -71,9 +72,9 @@ func TestRestartedFollowerDecidesOnACaughtUpTable(t *testing.T) {
 		for i := range calls {
 			key := fmt.Sprintf("r%d-k%d", round, i)
 			var state raftlockv1.RequestState
-			held := ""
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				held = getLock(t, ctx, leader, key).GetOwnerId()
+			var last string
+			testcluster.Poll(t, 10*time.Second, 20*time.Millisecond, "the departed caller's "+key+" to be withdrawn", func() bool {
+				held := getLock(t, ctx, leader, key).GetOwnerId()
 				out, err := leader.GetRequestOutcome(ctx, connect.NewRequest(&raftlockv1.GetRequestOutcomeRequest{RequestId: "gone-" + key}))
 				switch {
 				case connect.CodeOf(err) == connect.CodeNotFound:
@@ -83,14 +84,9 @@ func TestRestartedFollowerDecidesOnACaughtUpTable(t *testing.T) {
 				default:
 					state = out.Msg.Outcome.GetState()
 				}
-				if held == "" && state != raftlockv1.RequestState_REQUEST_STATE_SUCCEEDED && state != raftlockv1.RequestState_REQUEST_STATE_PENDING {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("10 s after its caller left, key %s is held by %q (outcome %s): a departed caller holds a key", key, held, state)
-				}
-				time.Sleep(20 * time.Millisecond) // poll
-			}
+				last = fmt.Sprintf("held by %q, outcome %s", held, state)
+				return held == "" && state != raftlockv1.RequestState_REQUEST_STATE_SUCCEEDED && state != raftlockv1.RequestState_REQUEST_STATE_PENDING
+			}, &last)
 			if state == raftlockv1.RequestState_REQUEST_STATE_CANCELLED {
 				reached++
 			}
